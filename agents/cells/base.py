@@ -1,0 +1,187 @@
+"""The recurrent-cell contract shared by every architecture, and helpers for its state.
+
+Every cell is an ``nn.Module`` with::
+
+    state = cell.initial_state(batch_size, device)          # tensor or tuple of tensors, batch dim 0
+    out, state = cell(inputs[T, B, I], state, resets=None)  # out: [T, B, cell.output_size]
+
+``resets[t, b] = True`` returns sample ``b``'s state to its initial value before step ``t`` (an
+episode start inside a training sequence). Cells whose update depends on the time step (g-LSTM,
+Phased LSTM) keep their step counter inside the state, so a reset restarts it.
+
+Most cells only implement :meth:`RecurrentCell.step` (one time step) and inherit the shared time
+loop in :meth:`RecurrentCell.forward`; cells with a fused kernel (LSTM, GRU) override ``forward``
+and fall back to the loop when resets are given.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from typing import Any, Union
+
+import torch
+from torch import Tensor, nn
+
+State = Union[Tensor, tuple[Tensor, ...]]
+
+
+class RecurrentCell(nn.Module):
+    """Base class: one recurrent layer mapping ``[T, B, input_size]`` to ``[T, B, output_size]``.
+
+    Subclasses call ``super().__init__(input_size, hidden_size)``, set ``output_size`` if it is
+    not ``hidden_size``, and implement :meth:`initial_state` and :meth:`step`.
+
+    Attributes:
+        gate_openness: for time-gated cells (g-LSTM, Phased LSTM), the ``[T, B, H]`` gate values
+            of the last forward (differentiable, for a budget loss); None for other cells.
+        update_count: for time-gated cells, the number of (unit, step) pairs of the last forward
+            whose gate exceeded the cell's threshold (a float tensor); None for other cells.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        self.input_size = int(input_size)
+        self.hidden_size = int(hidden_size)
+        self.output_size = int(hidden_size)
+        self.gate_openness: Tensor | None = None
+        self.update_count: Tensor | None = None
+
+    # -- to implement ------------------------------------------------------------------------
+
+    def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
+        """The state at an episode start, with batch dimension 0, on ``device`` and in the
+        dtype of the cell's parameters."""
+        raise NotImplementedError
+
+    def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        """One time step: ``x`` is ``[B, input_size]``; returns ``(out [B, output_size], state)``."""
+        raise NotImplementedError
+
+    # -- shared --------------------------------------------------------------------------------
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def forward(self, inputs: Tensor, state: State | None = None, resets: Tensor | None = None) -> tuple[Tensor, State]:
+        """Run the cell over a sequence; see the module docstring for the contract."""
+        return self._loop(inputs, state, resets)
+
+    def _loop(self, inputs: Tensor, state: State | None, resets: Tensor | None) -> tuple[Tensor, State]:
+        """The shared time loop (``unbind`` keeps backward linear in T)."""
+        check_inputs(self, inputs, resets)
+        batch = inputs.shape[1]
+        if state is None:
+            state = self.initial_state(batch, inputs.device)
+        outs = []
+        if resets is None:
+            for x in inputs.unbind(0):
+                out, state = self.step(x, state)
+                outs.append(out)
+        else:
+            start = self.initial_state(batch, inputs.device)
+            for x, r in zip(inputs.unbind(0), resets.unbind(0)):
+                state = reset_state(state, r, start)
+                out, state = self.step(x, state)
+                outs.append(out)
+        return torch.stack(outs), state
+
+    def extra_repr(self) -> str:
+        return f"input_size={self.input_size}, hidden_size={self.hidden_size}"
+
+
+def check_inputs(cell: RecurrentCell, inputs: Tensor, resets: Tensor | None) -> None:
+    """Raise ValueError with the expected shapes when ``inputs`` / ``resets`` are malformed."""
+    if inputs.dim() != 3 or inputs.shape[2] != cell.input_size:
+        raise ValueError(
+            f"inputs must have shape [T, B, {cell.input_size}] for {type(cell).__name__}, got {tuple(inputs.shape)}"
+        )
+    if resets is not None and tuple(resets.shape) != tuple(inputs.shape[:2]):
+        raise ValueError(f"resets must have shape [T, B] = {tuple(inputs.shape[:2])}, got {tuple(resets.shape)}")
+
+
+# ----------------------------------------------------------------------------------------------
+# State helpers: a state is a tensor or a tuple of tensors with batch dimension 0.
+# ----------------------------------------------------------------------------------------------
+
+
+def map_state(fn, *states: State) -> State:
+    """Apply ``fn`` leaf-wise to one or more states of the same structure."""
+    if isinstance(states[0], Tensor):
+        return fn(*states)
+    return tuple(map_state(fn, *leaves) for leaves in zip(*states))
+
+
+def detach_state(state: State) -> State:
+    """Cut the gradient history of a state (truncated BPTT, RL rollouts)."""
+    return map_state(lambda s: s.detach(), state)
+
+
+def reset_state(state: State, resets: Tensor, initial: State) -> State:
+    """Where ``resets[b]`` is True, replace sample ``b`` of ``state`` by that of ``initial``."""
+    def pick(s: Tensor, s0: Tensor) -> Tensor:
+        mask = resets.view(-1, *([1] * (s.dim() - 1)))
+        return torch.where(mask, s0, s)
+
+    return map_state(pick, state, initial)
+
+
+def select_state(state: State, index: Tensor | slice) -> State:
+    """Samples ``index`` (along the batch dimension) of a state."""
+    return map_state(lambda s: s[index], state)
+
+
+def cat_states(states: list[State]) -> State:
+    """Concatenate states along the batch dimension."""
+    return map_state(lambda *s: torch.cat(s, 0), *states)
+
+
+# ----------------------------------------------------------------------------------------------
+# Registry: name -> "module:Class", imported on first use so `import agents` stays light.
+# ----------------------------------------------------------------------------------------------
+
+CELLS: dict[str, str] = {
+    "rnn": "agents.cells.rnn:RNNCell",
+    "lstm": "agents.cells.lstm:LSTMCell",
+    "gru": "agents.cells.gru:GRUCell",
+    "janet": "agents.cells.janet:JANETCell",
+    "nru": "agents.cells.nru:NRUCell",
+    "glstm": "agents.cells.glstm:GLSTMCell",
+    "plstm": "agents.cells.plstm:PhasedLSTMCell",
+    "kaf-lstm": "agents.cells.kaf:KAFLSTMCell",
+    "kaf-gru": "agents.cells.kaf:KAFGRUCell",
+}
+
+
+def list_cells() -> list[str]:
+    """Names accepted by :func:`make_cell`."""
+    return sorted(CELLS)
+
+
+def cell_class(name: str) -> type[RecurrentCell]:
+    """The class registered under ``name`` (ValueError listing the choices if unknown)."""
+    if name not in CELLS:
+        raise ValueError(f"unknown cell {name!r}: choose one of {', '.join(list_cells())}")
+    module, _, cls = CELLS[name].partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def make_cell(name: str, input_size: int, hidden_size: int, **kwargs: Any) -> RecurrentCell:
+    """Build a registered cell; unknown keyword arguments raise ValueError listing the valid ones."""
+    cls = cell_class(name)
+    params = inspect.signature(cls.__init__).parameters
+    allowed = [p for p in params if p not in ("self", "input_size", "hidden_size")]
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown:
+        raise ValueError(
+            f"cell {name!r} has no option {', '.join(unknown)}: allowed options are {', '.join(allowed) or 'none'}"
+        )
+    for arg, value in (("input_size", input_size), ("hidden_size", hidden_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{arg}={value!r} must be a positive integer")
+    return cls(input_size, hidden_size, **kwargs)

@@ -1,0 +1,1 @@
+"""Sequence-to-sequence memory tasks; each module registers its own ids on import."""
