@@ -72,22 +72,28 @@ class RecurrentCell(nn.Module):
         """Run the cell over a sequence; see the module docstring for the contract."""
         return self._loop(inputs, state, resets)
 
-    def _loop(self, inputs: Tensor, state: State | None, resets: Tensor | None) -> tuple[Tensor, State]:
-        """The shared time loop (``unbind`` keeps backward linear in T)."""
-        check_inputs(self, inputs, resets)
+    def _loop(self, inputs: Tensor, state: State | None, resets: Tensor | None, step=None) -> tuple[Tensor, State]:
+        """The shared time loop (``unbind`` keeps backward linear in T).
+
+        ``step`` replaces :meth:`step`, e.g. by an update that takes inputs already multiplied by
+        the input weights for all steps in one matmul; the caller then checks the raw inputs.
+        """
+        if step is None:
+            check_inputs(self, inputs, resets)
+            step = self.step
         batch = inputs.shape[1]
         if state is None:
             state = self.initial_state(batch, inputs.device)
         outs = []
         if resets is None:
             for x in inputs.unbind(0):
-                out, state = self.step(x, state)
+                out, state = step(x, state)
                 outs.append(out)
         else:
             start = self.initial_state(batch, inputs.device)
             for x, r in zip(inputs.unbind(0), resets.unbind(0)):
                 state = reset_state(state, r, start)
-                out, state = self.step(x, state)
+                out, state = step(x, state)
                 outs.append(out)
         return torch.stack(outs), state
 
