@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib
 import numbers
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
 import gymnasium as gym
@@ -139,6 +140,16 @@ class SequenceBatch:
         return int(self.mask.shape[1])
 
 
+def concat_batches(batches: Sequence[SequenceBatch]) -> SequenceBatch:
+    """Join batches of the same task (same ``T``) along the batch axis."""
+    return SequenceBatch(
+        np.concatenate([b.inputs for b in batches], axis=1),
+        np.concatenate([b.targets for b in batches], axis=1),
+        np.concatenate([b.mask for b in batches], axis=1),
+        np.concatenate([b.lengths for b in batches]),
+    )
+
+
 class SequenceTask:
     """Base class of every sequence-to-sequence memory task.
 
@@ -187,6 +198,15 @@ class SequenceTask:
     def sample(self, batch_size: int, rng: np.random.Generator) -> SequenceBatch:
         """Draw ``batch_size`` independent episodes using only ``rng``."""
         raise NotImplementedError
+
+    def sample_each(self, rngs: Sequence[np.random.Generator]) -> SequenceBatch:
+        """One episode per generator: episode ``i`` equals ``sample(1, rngs[i])``.
+
+        The vector env uses this to start the episodes of every env that restarts in a step while
+        keeping each env's own random stream. The default loops over ``sample(1, rng)``; tasks
+        override it to draw per generator and lay out all episodes in one vectorised pass.
+        """
+        return concat_batches([self.sample(1, rng) for rng in rngs])
 
     def reference_scores(self) -> ReferenceScores:
         """Expected return of the random, best memoryless and optimal policies."""
@@ -252,18 +272,99 @@ def _resolve_task(task: SequenceTask | str | type, task_kwargs: dict[str, Any]) 
     return task(**task_kwargs)
 
 
-def _observation_space(task: SequenceTask, obs_mode: ObsMode) -> spaces.Space:
-    if task.input_kind == "real":
-        return spaces.Box(task.input_low, task.input_high, shape=(task.num_inputs,), dtype=np.float32)
-    if obs_mode == "index":
-        return spaces.Discrete(task.num_inputs)
-    return spaces.Box(0.0, 1.0, shape=(task.num_inputs,), dtype=np.float32)
+class _Codec:
+    """Translates between a task's arrays and one Gymnasium view's observations and actions.
 
+    Symbol inputs become one-hot float32 vectors (``obs_mode="onehot"``) or int64 indices
+    (``"index"``); real inputs pass through as float32. Class targets are ``Discrete`` actions.
+    Real targets with a finite range ``[lo, hi]`` use the normalised ``Box(-1, 1)`` action space
+    that Stable-Baselines3 recommends (a Gaussian policy starts at the middle of the range), and
+    ``prediction = lo + (action + 1)·(hi - lo)/2``; unbounded real targets use the raw values.
+    """
 
-def _action_space(task: SequenceTask) -> spaces.Space:
-    if task.target_kind == "real":
-        return spaces.Box(task.output_low, task.output_high, shape=(task.num_outputs,), dtype=np.float32)
-    return spaces.Discrete(task.num_outputs)
+    def __init__(self, task: SequenceTask, obs_mode: ObsMode) -> None:
+        self.task = task
+        self.obs_mode = check_choice("obs_mode", obs_mode, ("onehot", "index"))
+        if task.input_kind == "real":
+            self.observation_space: spaces.Space = spaces.Box(
+                task.input_low, task.input_high, shape=(task.num_inputs,), dtype=np.float32
+            )
+        elif obs_mode == "index":
+            self.observation_space = spaces.Discrete(task.num_inputs)
+        else:
+            self.observation_space = spaces.Box(0.0, 1.0, shape=(task.num_inputs,), dtype=np.float32)
+        self._eye = np.eye(task.num_inputs, dtype=np.float32) if task.input_kind == "symbols" else None
+        self.scaled = task.target_kind == "real" and bool(np.isfinite([task.output_low, task.output_high]).all())
+        self._center = (task.output_high + task.output_low) / 2.0 if self.scaled else 0.0
+        self._half = (task.output_high - task.output_low) / 2.0 if self.scaled else 1.0
+        if task.target_kind == "class":
+            self.action_space: spaces.Space = spaces.Discrete(task.num_outputs)
+        elif self.scaled:
+            self.action_space = spaces.Box(-1.0, 1.0, shape=(task.num_outputs,), dtype=np.float32)
+        else:
+            self.action_space = spaces.Box(
+                task.output_low, task.output_high, shape=(task.num_outputs,), dtype=np.float32
+            )
+
+    def encode(self, inputs: np.ndarray) -> np.ndarray:
+        """Observations ``[B, ...]`` from the task's inputs at one step ``[B, ...]``."""
+        if self._eye is None:
+            return inputs.astype(np.float32)
+        if self.obs_mode == "index":
+            return inputs.astype(np.int64)
+        return self._eye[inputs]
+
+    def zero_obs(self) -> Any:
+        """The observation returned with termination (there is no next input)."""
+        if isinstance(self.observation_space, spaces.Discrete):
+            return np.int64(0)
+        return np.zeros(self.observation_space.shape, dtype=np.float32)
+
+    def predictions(self, actions: np.ndarray) -> np.ndarray:
+        """Task predictions from a batch of (already validated) actions."""
+        if self.scaled:
+            return self._center + self._half * actions.astype(np.float64)
+        return actions
+
+    def actions(self, predictions: np.ndarray) -> np.ndarray:
+        """Actions ``[B, ...]`` that make the given task predictions (clipped to the space)."""
+        if self.task.target_kind == "class":
+            return np.asarray(predictions, dtype=np.int64)
+        space = self.action_space
+        scaled = (np.asarray(predictions, dtype=np.float64) - self._center) / self._half
+        return np.clip(scaled, space.low, space.high).astype(np.float32)
+
+    def check_action(self, action: Any) -> np.ndarray:
+        """One env's action as an array, or ValueError saying what is allowed."""
+        space = self.action_space
+        arr = np.asarray(action)
+        if isinstance(space, spaces.Discrete):
+            ok = arr.shape == () and arr.dtype.kind in "iu" and 0 <= int(arr) < space.n
+            allowed = f"an integer in [0, {space.n - 1}]"
+        else:
+            ok = arr.shape == space.shape and arr.dtype.kind in "iuf" and bool(np.all((arr >= space.low) & (arr <= space.high)))
+            allowed = f"a float array of shape {space.shape} in [{space.low.min()}, {space.high.max()}]"
+        if not ok:
+            raise ValueError(f"action {action!r} is not in the action space {space}: expected {allowed}")
+        return arr
+
+    def check_actions(self, actions: Any, num_envs: int) -> np.ndarray:
+        """A batch of actions as an array, or ValueError; vectorised (no per-env Python)."""
+        space = self.action_space
+        arr = np.asarray(actions)
+        shape = (num_envs,) + space.shape
+        if isinstance(space, spaces.Discrete):
+            ok = arr.shape == shape and arr.dtype.kind in "iu" and arr.min() >= 0 and arr.max() < space.n
+            allowed = f"integers in [0, {space.n - 1}]"
+        else:
+            ok = arr.shape == shape and arr.dtype.kind in "iuf" and bool(((arr >= space.low) & (arr <= space.high)).all())
+            allowed = f"floats in [{space.low.min()}, {space.high.max()}]"
+        if not ok:
+            raise ValueError(
+                f"actions of shape {arr.shape} and dtype {arr.dtype} are not in the action space: "
+                f"expected shape {shape} of {allowed}"
+            )
+        return arr
 
 
 class TaskEnv(gym.Env):
@@ -271,9 +372,13 @@ class TaskEnv(gym.Env):
 
     The observation at step ``t`` is ``inputs[t]`` (one-hot float vector or symbol index for
     symbol tasks, the feature vector for real-valued tasks); the action is the prediction for step
-    ``t``. Rewards are given on scored steps only and sum to the episode return in [-1, 1]
-    (1.0 = perfect). The episode terminates after its last step; the observation returned with
-    termination is all zeros.
+    ``t`` (for bounded real-valued targets, a ``Box(-1, 1)`` action mapped affinely onto the
+    target range, see :class:`_Codec`). Rewards are given on scored steps only and sum to the
+    episode return in [-1, 1] (1.0 = perfect). The episode terminates after its last step; the
+    observation returned with termination is all zeros.
+
+    Episodes are ``task.sample(1, self.np_random)``, so ``reset(seed=s)`` fixes the whole
+    sequence of episodes that follow.
 
     Args:
         task: a task instance, a task class, or ``"module:Class"``.
@@ -293,24 +398,26 @@ class TaskEnv(gym.Env):
         **task_kwargs: Any,
     ) -> None:
         self.task = _resolve_task(task, task_kwargs)
-        self.obs_mode = check_choice("obs_mode", obs_mode, ("onehot", "index"))
+        self._codec = _Codec(self.task, obs_mode)
+        self.obs_mode = self._codec.obs_mode
         if render_mode is not None:
             raise ValueError(f"render_mode={render_mode!r} is not supported: memenvs tasks have no rendering")
         self.render_mode = None
-        self.observation_space = _observation_space(self.task, self.obs_mode)
-        self.action_space = _action_space(self.task)
+        self.observation_space = self._codec.observation_space
+        self.action_space = self._codec.action_space
         self.reference = self.task.reference_scores()
         self._batch: SequenceBatch | None = None
         self._t = 0
+        self._length = 0
 
     def _obs(self) -> Any:
-        return _encode_obs(self.task, self.obs_mode, self._batch.inputs[self._t, :1])[0]
+        return self._codec.encode(self._batch.inputs[self._t, :1])[0]
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         self._batch = self.task.sample(1, self.np_random)
         self._length = int(self._batch.lengths[0])
-        self._scored = max(int(self._batch.mask[:, 0].sum()), 1)
+        self._scored = np.array([max(int(self._batch.mask[:, 0].sum()), 1)])
         self._t = 0
         return self._obs(), {}
 
@@ -319,34 +426,37 @@ class TaskEnv(gym.Env):
             raise RuntimeError("call reset() before step()")
         if self._t >= self._length:
             raise RuntimeError("episode has ended: call reset() before step()")
-        _check_action(self.action_space, action)
+        arr = self._codec.check_action(action)
         t = self._t
         reward = 0.0
         if self._batch.mask[t, 0]:
-            pred = np.asarray(action).reshape(self._batch.targets[t, :1].shape)
-            reward = float(self.task.step_reward(pred, self._batch.targets[t, :1], np.array([self._scored]))[0])
+            target = self._batch.targets[t, :1]
+            pred = self._codec.predictions(arr.reshape(target.shape))
+            reward = float(self.task.step_reward(pred, target, self._scored)[0])
         self._t += 1
         terminated = self._t >= self._length
-        obs = _zero_obs(self.observation_space) if terminated else self._obs()
+        obs = self._codec.zero_obs() if terminated else self._obs()
         return obs, reward, terminated, False, {}
 
     # Reference policies (tests, `memory-bench envs`).
     def oracle_action(self) -> Any:
         """The action a policy with perfect memory takes at the current step."""
-        return _to_action(self.action_space, self.task.oracle_predictions(self._batch)[self._t, :1])[0]
+        return self._codec.actions(self.task.oracle_predictions(self._batch)[self._t, :1])[0]
 
     def memoryless_action(self) -> Any:
         """The best action given only the current input and step index."""
         pred = self.task.memoryless_prediction(self._batch.inputs[self._t, :1], self._t)
-        return _to_action(self.action_space, pred)[0]
+        return self._codec.actions(pred)[0]
 
 
 class TaskVectorEnv(VectorEnv):
     """Numpy-batched Gymnasium VectorEnv of ``num_envs`` independent episodes of a task.
 
     Autoreset mode is NEXT_STEP (Gymnasium's default): the step after an env terminates returns
-    the first observation of its next episode with reward 0 and the action ignored. Env ``i``
-    reset with ``seed=s`` replays the episodes of ``TaskEnv`` reset with ``seed=s+i``.
+    the first observation of its next episode with reward 0, ``terminated=False``, and the action
+    ignored. Env ``i`` reset with ``seed=s`` replays the episodes of ``TaskEnv`` reset with
+    ``seed=s+i``: every env keeps its own generator, and the envs that restart in a step draw
+    their episodes together through ``task.sample_each``.
 
     Args:
         num_envs: number of parallel episodes.
@@ -365,12 +475,13 @@ class TaskVectorEnv(VectorEnv):
     ) -> None:
         self.num_envs = check_int("num_envs", num_envs, low=1)
         self.task = _resolve_task(task, task_kwargs)
-        self.obs_mode = check_choice("obs_mode", obs_mode, ("onehot", "index"))
+        self._codec = _Codec(self.task, obs_mode)
+        self.obs_mode = self._codec.obs_mode
         if render_mode is not None:
             raise ValueError(f"render_mode={render_mode!r} is not supported: memenvs tasks have no rendering")
         self.render_mode = None
-        self.single_observation_space = _observation_space(self.task, self.obs_mode)
-        self.single_action_space = _action_space(self.task)
+        self.single_observation_space = self._codec.observation_space
+        self.single_action_space = self._codec.action_space
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, self.num_envs)
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, self.num_envs)
         self.reference = self.task.reference_scores()
@@ -388,18 +499,16 @@ class TaskVectorEnv(VectorEnv):
         self._started = False
 
     def _new_episodes(self, envs: np.ndarray) -> None:
-        for i in envs:
-            b = self.task.sample(1, self._rngs[i])
-            self._inputs[:, i] = b.inputs[:, 0]
-            self._targets[:, i] = b.targets[:, 0]
-            self._mask[:, i] = b.mask[:, 0]
-            self._lengths[i] = b.lengths[0]
-            self._scored[i] = max(int(b.mask[:, 0].sum()), 1)
+        b = self.task.sample_each([self._rngs[i] for i in envs])
+        self._inputs[:, envs] = b.inputs
+        self._targets[:, envs] = b.targets
+        self._mask[:, envs] = b.mask
+        self._lengths[envs] = b.lengths
+        self._scored[envs] = np.maximum(b.mask.sum(axis=0), 1)
         self._t[envs] = 0
 
-    def _obs(self) -> np.ndarray:
-        t = np.minimum(self._t, self.task.max_length - 1)
-        return _encode_obs(self.task, self.obs_mode, self._inputs[t, self._cols])
+    def _step_index(self) -> np.ndarray:
+        return np.minimum(self._t, self.task.max_length - 1)
 
     def reset(self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None):
         if seed is not None:
@@ -410,32 +519,28 @@ class TaskVectorEnv(VectorEnv):
         self._new_episodes(self._cols)
         self._needs_reset[:] = False
         self._started = True
-        return self._obs(), {}
+        return self._codec.encode(self._inputs[0]), {}
 
     def step(self, actions: Any):
         if not self._started:
             raise RuntimeError("call reset() before step()")
-        actions = np.asarray(actions)
-        if not self.action_space.contains(actions.astype(self.action_space.dtype, copy=False)) or (
-            actions.shape != self.action_space.shape
-        ):
-            raise ValueError(f"actions of shape {actions.shape} are not in the action space {self.action_space}")
+        actions = self._codec.check_actions(actions, self.num_envs)
         rewards = np.zeros(self.num_envs, dtype=np.float64)
         restarting = np.flatnonzero(self._needs_reset)
         active = ~self._needs_reset
         t = self._t
-        scored = active & self._mask[np.minimum(t, self.task.max_length - 1), self._cols]
-        if scored.any():
-            idx = np.flatnonzero(scored)
+        scored = active & self._mask[self._step_index(), self._cols]
+        idx = np.flatnonzero(scored)
+        if idx.size:
             targets = self._targets[t[idx], idx]
-            preds = actions[idx].reshape(targets.shape)
+            preds = self._codec.predictions(actions[idx].reshape(targets.shape))
             rewards[idx] = self.task.step_reward(preds, targets, self._scored[idx])
-        self._t = np.where(active, t + 1, t)
+        self._t = t + active
         terminated = active & (self._t >= self._lengths)
         if restarting.size:
             self._new_episodes(restarting)
         self._needs_reset = terminated
-        obs = self._obs()
+        obs = self._codec.encode(self._inputs[self._step_index(), self._cols])
         if terminated.any():
             obs[terminated] = 0
         truncated = np.zeros(self.num_envs, dtype=bool)
@@ -443,41 +548,30 @@ class TaskVectorEnv(VectorEnv):
 
     def oracle_actions(self) -> np.ndarray:
         """Actions of a policy with perfect memory for the current step of every env."""
-        t = np.minimum(self._t, self.task.max_length - 1)
-        return _to_action(self.single_action_space, self._targets[t, self._cols])
+        return self._codec.actions(self._targets[self._step_index(), self._cols])
 
-
-# --------------------------------------------------------------------------------------------
-# Encoding helpers shared by both views
-# --------------------------------------------------------------------------------------------
-
-
-def _encode_obs(task: SequenceTask, obs_mode: ObsMode, inputs: np.ndarray) -> np.ndarray:
-    """Batch of observations ``[B, ...]`` from the task's inputs at one step."""
-    if task.input_kind == "real":
-        return inputs.astype(np.float32)
-    if obs_mode == "index":
-        return inputs.astype(np.int64)
-    return np.eye(task.num_inputs, dtype=np.float32)[inputs]
-
-
-def _zero_obs(space: spaces.Space) -> Any:
-    if isinstance(space, spaces.Discrete):
-        return np.int64(0)
-    return np.zeros(space.shape, dtype=space.dtype)
-
-
-def _to_action(space: spaces.Space, preds: np.ndarray) -> np.ndarray:
-    if isinstance(space, spaces.Discrete):
-        return np.asarray(preds, dtype=np.int64)
-    return np.clip(np.asarray(preds, dtype=np.float32), space.low, space.high)
+    def memoryless_actions(self) -> np.ndarray:
+        """Best memoryless actions for the current step of every env (envs at different steps
+        are grouped by step index, since a memoryless prediction may depend on it)."""
+        t = self._step_index()
+        preds = None
+        for step in np.unique(t):
+            envs = np.flatnonzero(t == step)
+            p = np.asarray(self.task.memoryless_prediction(self._inputs[step, envs], int(step)))
+            if preds is None:
+                preds = np.zeros((self.num_envs,) + p.shape[1:], dtype=p.dtype)
+            preds[envs] = p
+        return self._codec.actions(preds)
 
 
 def _check_action(space: spaces.Space, action: Any) -> None:
+    """Raise ValueError if ``action`` is not in ``space`` (exact dtype kind, shape and bounds);
+    shared with the control envs so every memenvs env rejects bad actions the same way."""
     arr = np.asarray(action)
-    ok = arr.shape == space.shape and space.contains(arr.astype(space.dtype) if arr.dtype != space.dtype else arr)
     if isinstance(space, spaces.Discrete):
-        ok = arr.shape == () and np.issubdtype(arr.dtype, np.integer) and space.contains(int(arr))
+        ok = arr.shape == () and arr.dtype.kind in "iu" and space.contains(int(arr))
+    else:
+        ok = arr.shape == space.shape and arr.dtype.kind in "iuf" and space.contains(arr.astype(space.dtype))
     if not ok:
         raise ValueError(f"action {action!r} is not in the action space {space}")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
@@ -94,9 +95,17 @@ class CopyTask(SequenceTask):
         mask = recall if self.score == "recall" else valid
         return SequenceBatch(inputs, targets, mask, lengths.astype(np.int64))
 
-    def sample(self, batch_size: int, rng: np.random.Generator) -> SequenceBatch:
+    def _draw(self, batch_size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """The random content of ``batch_size`` episodes: data symbols ``[B, length]``, delays ``[B]``."""
         data = rng.integers(1, self.alphabet + 1, size=(batch_size, self.length))
-        return self._episodes(data, np.full(batch_size, self.delay, dtype=np.int64))
+        return data, np.full(batch_size, self.delay, dtype=np.int64)
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> SequenceBatch:
+        return self._episodes(*self._draw(batch_size, rng))
+
+    def sample_each(self, rngs: Sequence[np.random.Generator]) -> SequenceBatch:
+        draws = [self._draw(1, rng) for rng in rngs]
+        return self._episodes(*(np.concatenate(parts) for parts in zip(*draws)))
 
     def reference_scores(self) -> ReferenceScores:
         chance = 1.0 / (self.alphabet + 1)
@@ -159,13 +168,13 @@ class VariableCopyTask(CopyTask):
             max_delay=self.max_delay, length=self.length, alphabet=self.alphabet, score=self.score, per_batch=self.per_batch
         )
 
-    def sample(self, batch_size: int, rng: np.random.Generator) -> SequenceBatch:
+    def _draw(self, batch_size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         data = rng.integers(1, self.alphabet + 1, size=(batch_size, self.length))
         if self.per_batch:
             delays = np.full(batch_size, rng.integers(1, self.max_delay + 1), dtype=np.int64)
         else:
             delays = rng.integers(1, self.max_delay + 1, size=batch_size)
-        return self._episodes(data, delays)
+        return data, delays
 
     def _memoryless_guesses(self) -> tuple[np.ndarray, float]:
         """Best step-aware memoryless guesses for ``score="all"``: at step t, guess a data symbol
