@@ -1,0 +1,262 @@
+"""Bakker's T-maze (Bakker, NIPS 2002): carry a one-bit cue down a corridor of any length.
+
+:class:`TMazeEnv` is the Gymnasium env and :class:`TMazeVectorEnv` its numpy-batched VectorEnv
+(registered as ``vector_entry_point``, NEXT_STEP autoreset), both in this file as in Gymnasium's
+``classic_control/cartpole.py``. Seeding rule (as ``memenvs.core``): env ``i`` of a vector env
+reset with ``seed=s`` plays exactly the episodes of a single env reset with ``seed=s + i``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode, VectorEnv
+
+from memenvs.core import NAMESPACE, ReferenceScores, _check_action, check_int
+
+FORWARD, BACK, UP, DOWN = 0, 1, 2, 3
+OBS_SIZE = 3  # [cue up, cue down, at junction]
+
+
+def _check_kwargs(corridor_length: int, max_steps: int | None) -> tuple[int, int]:
+    length = check_int("corridor_length", corridor_length, low=1)
+    if max_steps is None:
+        return length, 2 * (length + 1)
+    return length, check_int("max_steps", max_steps, low=length + 1)
+
+
+def random_policy_return(corridor_length: int, max_steps: int) -> float:
+    """Exact expected return of uniformly random actions, by dynamic programming.
+
+    From a corridor cell a random action moves forward or back with probability 1/4 each and
+    bumps a wall (stays) with 1/2. At the junction it turns (ending the episode, right or wrong
+    with equal chance, expected reward 0) with 1/2, goes back with 1/4 and bumps with 1/4. The
+    only non-zero expected reward is the -1 of running out of the step budget.
+    """
+    L = corridor_length
+    p = np.zeros(L + 1)
+    p[0] = 1.0
+    for _ in range(max_steps):
+        q = np.zeros_like(p)
+        q[1:] += 0.25 * p[:-1]  # forward
+        q[:-1] += 0.25 * p[1:]  # back
+        q[0] += 0.25 * p[0]  # back at the start bumps
+        q[:L] += 0.5 * p[:L]  # up / down in the corridor bump
+        q[L] += 0.25 * p[L]  # forward at the junction bumps; up / down end the episode
+        p = q
+    return -min(float(p.sum()), 1.0)
+
+
+def _reference(corridor_length: int, max_steps: int) -> ReferenceScores:
+    return ReferenceScores(random=random_policy_return(corridor_length, max_steps), memoryless=0.0, optimal=1.0)
+
+
+def _observations(cue: np.ndarray, show_cue: np.ndarray, at_junction: np.ndarray) -> np.ndarray:
+    obs = np.zeros((cue.shape[0], OBS_SIZE), dtype=np.float32)
+    obs[np.arange(cue.shape[0]), cue] = show_cue
+    obs[:, 2] = at_junction
+    return obs
+
+
+class TMazeEnv(gym.Env):
+    """T-maze: a cue at the start says which way to turn at the end of a long corridor.
+
+    ## Description
+    The agent starts at the left end of a corridor of ``corridor_length`` cells; the junction of
+    the T lies ``corridor_length`` forward moves away. At the first step only, the observation
+    shows a cue: the goal is up or down (equally likely). At the junction the agent must turn
+    towards the cued arm (Bakker 2002). The cue has to be remembered for at least
+    ``corridor_length`` steps; nothing observed in between is informative.
+
+    ## Observation Space
+    ``Box(0, 1, (3,), float32)``: ``[cue up, cue down, at junction]``. The cue bits are set
+    only on the first observation of an episode; the junction flag whenever the agent stands at
+    the junction. Every corridor cell, including the start when revisited, looks the same.
+
+    ## Action Space
+    ``Discrete(4)``: 0 forward, 1 back, 2 up, 3 down. Moving into a wall does nothing (forward
+    at the junction, back at the start, up / down in the corridor).
+
+    ## Rewards
+    +1 for turning towards the cue at the junction, -1 for turning the other way or for using up
+    the step budget; 0 on every other step. Return in [-1, 1].
+    References: optimal 1 (walk forward, turn as cued); best memoryless 0 (at the junction
+    nothing shows the cue, so any turn is right half the time, and turning beats timing out);
+    random: exact value by dynamic programming (:func:`random_policy_return`), -0.998 for the
+    default corridor of 10 (a random walk seldom reaches the junction within the budget).
+
+    ## Episode End
+    Terminates when the agent turns up or down at the junction, or after ``max_steps`` steps
+    (``terminated=True`` with reward -1: the budget is part of the task, not a time limit to
+    bootstrap through).
+
+    ## Arguments
+    - ``corridor_length`` (int ≥ 1, default 10): forward moves from the start to the junction,
+      the memory knob. Bakker used lengths up to 70.
+    - ``max_steps`` (int ≥ corridor_length + 1, default ``2·(corridor_length + 1)``): step
+      budget. Bakker's maze had none and penalised wasted steps with -0.1 each instead; a budget
+      keeps the return in [-1, 1] and the random return exact. The default allows twice the
+      shortest path so that exploration is possible but wandering is not free.
+
+    ## Version History
+    - v0: initial version.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
+
+    def __init__(self, corridor_length: int = 10, max_steps: int | None = None, render_mode: str | None = None) -> None:
+        self.corridor_length, self.max_steps = _check_kwargs(corridor_length, max_steps)
+        if render_mode is not None:
+            raise ValueError(f"render_mode={render_mode!r} is not supported: TMaze has no rendering")
+        self.render_mode = None
+        self.observation_space = spaces.Box(0.0, 1.0, shape=(OBS_SIZE,), dtype=np.float32)
+        self.action_space = spaces.Discrete(4)
+        self.reference = _reference(self.corridor_length, self.max_steps)
+        self._cue = 0
+        self._pos = 0
+        self._t = 0
+        self._done = True
+
+    def _obs(self) -> np.ndarray:
+        at_junction = np.array([self._pos == self.corridor_length])
+        return _observations(np.array([self._cue]), np.array([self._t == 0]), at_junction)[0]
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        self._cue = int(self.np_random.integers(2))
+        self._pos = 0
+        self._t = 0
+        self._done = False
+        return self._obs(), {}
+
+    def step(self, action: Any):
+        if self._done:
+            raise RuntimeError("the episode has ended (or never started): call reset() before step()")
+        _check_action(self.action_space, action)
+        action = int(action)
+        reward = 0.0
+        terminated = False
+        if self._pos == self.corridor_length and action in (UP, DOWN):
+            reward = 1.0 if action - UP == self._cue else -1.0
+            terminated = True
+        elif action == FORWARD:
+            self._pos = min(self._pos + 1, self.corridor_length)
+        elif action == BACK:
+            self._pos = max(self._pos - 1, 0)
+        self._t += 1
+        if not terminated and self._t >= self.max_steps:
+            reward, terminated = -1.0, True
+        self._done = terminated
+        return self._obs(), reward, terminated, False, {}
+
+    def oracle_action(self) -> int:
+        """Walk forward, then turn the way the cue said."""
+        return FORWARD if self._pos < self.corridor_length else UP + self._cue
+
+    def memoryless_action(self) -> int:
+        """Walk forward, then always turn up (right half the time)."""
+        return FORWARD if self._pos < self.corridor_length else UP
+
+
+class TMazeVectorEnv(VectorEnv):
+    """``num_envs`` T-mazes stepped together in numpy; see :class:`TMazeEnv` for the task.
+
+    Autoreset mode is NEXT_STEP: the step after an env terminates ignores its action and returns
+    the first observation of a new episode with reward 0.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        corridor_length: int = 10,
+        max_steps: int | None = None,
+        render_mode: str | None = None,
+    ) -> None:
+        self.num_envs = check_int("num_envs", num_envs, low=1)
+        self.corridor_length, self.max_steps = _check_kwargs(corridor_length, max_steps)
+        if render_mode is not None:
+            raise ValueError(f"render_mode={render_mode!r} is not supported: TMaze has no rendering")
+        self.render_mode = None
+        self.single_observation_space = spaces.Box(0.0, 1.0, shape=(OBS_SIZE,), dtype=np.float32)
+        self.single_action_space = spaces.Discrete(4)
+        self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = gym.vector.utils.batch_space(self.single_action_space, self.num_envs)
+        self.reference = _reference(self.corridor_length, self.max_steps)
+        self._rngs = [seeding.np_random(None)[0] for _ in range(self.num_envs)]
+        self._cue = np.zeros(self.num_envs, dtype=np.int64)
+        self._pos = np.zeros(self.num_envs, dtype=np.int64)
+        self._t = np.zeros(self.num_envs, dtype=np.int64)
+        self._needs_reset = np.zeros(self.num_envs, dtype=bool)
+        self._started = False
+
+    def _new_episodes(self, envs: np.ndarray) -> None:
+        for i in envs:
+            self._cue[i] = self._rngs[i].integers(2)
+        self._pos[envs] = 0
+        self._t[envs] = 0
+
+    def _obs(self) -> np.ndarray:
+        return _observations(self._cue, self._t == 0, self._pos == self.corridor_length)
+
+    def reset(self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None):
+        if seed is not None:
+            seeds = [seed + i for i in range(self.num_envs)] if isinstance(seed, int) else list(seed)
+            if len(seeds) != self.num_envs:
+                raise ValueError(f"seed list has {len(seeds)} entries, expected num_envs={self.num_envs}")
+            self._rngs = [seeding.np_random(s)[0] for s in seeds]
+        self._new_episodes(np.arange(self.num_envs))
+        self._needs_reset[:] = False
+        self._started = True
+        return self._obs(), {}
+
+    def step(self, actions: Any):
+        if not self._started:
+            raise RuntimeError("call reset() before step()")
+        actions = np.asarray(actions)
+        if not (np.issubdtype(actions.dtype, np.integer) and actions.shape == (self.num_envs,)) or (
+            not self.action_space.contains(actions.astype(np.int64))
+        ):
+            raise ValueError(f"actions {actions!r} are not in the action space {self.action_space}")
+        active = ~self._needs_reset
+        at_junction = self._pos == self.corridor_length
+        turned = active & at_junction & ((actions == UP) | (actions == DOWN))
+        rewards = np.where(turned, np.where(actions - UP == self._cue, 1.0, -1.0), 0.0)
+        moves = (actions == FORWARD).astype(np.int64) - (actions == BACK)
+        self._pos = np.where(active, np.clip(self._pos + moves, 0, self.corridor_length), self._pos)
+        self._t += active
+        timed_out = active & ~turned & (self._t >= self.max_steps)
+        rewards[timed_out] = -1.0
+        terminated = turned | timed_out
+        restarting = np.flatnonzero(self._needs_reset)
+        if restarting.size:
+            self._new_episodes(restarting)
+        self._needs_reset = terminated
+        truncated = np.zeros(self.num_envs, dtype=bool)
+        return self._obs(), rewards, terminated, truncated, {}
+
+    def oracle_actions(self) -> np.ndarray:
+        """What :meth:`TMazeEnv.oracle_action` does, for every env."""
+        return np.where(self._pos < self.corridor_length, FORWARD, UP + self._cue)
+
+    def memoryless_actions(self) -> np.ndarray:
+        """What :meth:`TMazeEnv.memoryless_action` does, for every env."""
+        return np.where(self._pos < self.corridor_length, FORWARD, UP)
+
+
+def _register() -> None:
+    for suffix, length in (("", 10), ("Easy", 10), ("Medium", 50), ("Hard", 100)):
+        gym.register(
+            id=f"{NAMESPACE}/TMaze{suffix}-v0",
+            entry_point="memenvs.control.tmaze:TMazeEnv",
+            vector_entry_point="memenvs.control.tmaze:TMazeVectorEnv",
+            kwargs={"corridor_length": length},
+        )
+
+
+_register()
