@@ -1,0 +1,110 @@
+"""GRU cell on PyTorch's fused kernel, with an optional chrono initialisation."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from agents.cells.base import RecurrentCell, State, check_inputs
+from agents.cells.lstm import run_fused
+from memenvs.core import check_choice, check_float
+
+
+class GRUCell(RecurrentCell):
+    """Gated recurrent unit (Cho et al. 2014) in PyTorch's convention.
+
+    Equations (gate order r, z, n as in ``nn.GRU``)::
+
+        r = sigmoid(W_r x + b_ir + U_r h + b_hr)
+        z = sigmoid(W_z x + b_iz + U_z h + b_hz)
+        n = tanh(W_n x + b_in + r * (U_n h + b_hn))
+        h' = (1 - z) * n + z * h
+
+    ``z`` is the *keep* gate: a unit with ``z`` near 1 holds its state. The parameters live in
+    ``self.rnn``, an ``nn.GRU`` (``weight_ih``, ``weight_hh``, ``bias_ih``, ``bias_hh`` point at
+    them), so every forward runs PyTorch's fused kernel (cuDNN on GPU), cut only at the steps where
+    some sample resets (:func:`agents.cells.lstm.run_fused`). :meth:`loop` runs the same math per
+    step; ``step`` advances one time step.
+
+    State: ``h`` ``[B, hidden_size]``, zeros at an episode start.
+
+    Args:
+        input_size: features per input step.
+        hidden_size: units H.
+        init: ``"default"``: ``nn.GRU``'s uniform ±1/sqrt(H) weights and all biases 0 (the NRU
+            paper's GRU baseline, PAPERS §2.5); ``"chrono"``: the same weights and
+            ``b_iz = log(U[1, t_max - 1])``, every other bias 0 (:func:`agents.init.chrono_init`;
+            the sign is + because ``z`` keeps the state, PAPERS §3.2).
+        t_max: longest time constant for ``init="chrono"``, in time steps, >= 2; required then.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, init: str = "default", t_max: float | None = None) -> None:
+        super().__init__(input_size, hidden_size)
+        self.init = check_choice("init", init, ("default", "chrono"))
+        if t_max is not None:
+            t_max = check_float("t_max", t_max, low=2)
+        elif init == "chrono":
+            raise ValueError("t_max=None: init='chrono' needs t_max, the longest time constant in steps (>= 2)")
+        self.t_max = t_max
+        self.rnn = nn.GRU(input_size, hidden_size)
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Re-draw all parameters as described in the class docstring."""
+        self.rnn.reset_parameters()
+        self.bias_ih.zero_()
+        self.bias_hh.zero_()
+        if self.init == "chrono":
+            from agents.init import chrono_init
+
+            chrono_init(self, self.t_max)
+
+    @property
+    def weight_ih(self) -> Tensor:
+        return self.rnn.weight_ih_l0
+
+    @property
+    def weight_hh(self) -> Tensor:
+        return self.rnn.weight_hh_l0
+
+    @property
+    def bias_ih(self) -> Tensor:
+        return self.rnn.bias_ih_l0
+
+    @property
+    def bias_hh(self) -> Tensor:
+        return self.rnn.bias_hh_l0
+
+    def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
+        return torch.zeros(batch_size, self.hidden_size, device=device or self.device, dtype=self.dtype)
+
+    def forward(self, inputs: Tensor, state: State | None = None, resets: Tensor | None = None) -> tuple[Tensor, State]:
+        check_inputs(self, inputs, resets)
+        if state is None:
+            state = self.initial_state(inputs.shape[1], inputs.device)
+        initial = self.initial_state(inputs.shape[1], inputs.device) if resets is not None else None
+        return run_fused(self.rnn, inputs, state, resets, initial)
+
+    def loop(self, inputs: Tensor, state: State | None = None, resets: Tensor | None = None) -> tuple[Tensor, State]:
+        """The per-step path (same contract and math as ``forward``), for reference and tests."""
+        check_inputs(self, inputs, resets)
+        return self._loop(F.linear(inputs, self.weight_ih, self.bias_ih), state, resets, step=self._step_projected)
+
+    def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        return self._step_projected(F.linear(x, self.weight_ih, self.bias_ih), state)
+
+    def _step_projected(self, xw: Tensor, h: Tensor) -> tuple[Tensor, State]:
+        hw = F.linear(h, self.weight_hh, self.bias_hh)
+        x_r, x_z, x_n = xw.chunk(3, 1)
+        h_r, h_z, h_n = hw.chunk(3, 1)
+        r = torch.sigmoid(x_r + h_r)
+        z = torch.sigmoid(x_z + h_z)
+        n = torch.tanh(x_n + r * h_n)
+        h = n + z * (h - n)
+        return h, h
+
+    def extra_repr(self) -> str:
+        text = f"{super().extra_repr()}, init={self.init!r}"
+        return text + (f", t_max={self.t_max}" if self.init == "chrono" else "")

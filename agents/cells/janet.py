@@ -1,0 +1,75 @@
+"""JANET: the forget-gate-only LSTM (van der Westhuizen & Lasenby 2018), chrono-initialised."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from agents.cells.base import RecurrentCell, State, check_inputs
+from memenvs.core import check_float
+
+
+class JANETCell(RecurrentCell):
+    """JANET ("just another network"): an LSTM reduced to its forget gate.
+
+    Equations (gate order f, candidate)::
+
+        f  = sigmoid(W_f x + U_f h + b_f)
+        h' = f * h + (1 - f) * tanh(W_c x + U_c h + b_c)
+
+    The forget gate also plays the input gate, so a unit that keeps its state (f near 1) ignores
+    the input. This is the form of PAPERS §2.6 and of the NRU paper's JANET baseline; the original
+    paper additionally shifts the input gate to ``1 - sigmoid(s_f - beta)`` with beta = 1, which
+    is not done here. Chrono initialisation (the method's default) sets
+    ``b_f = log(U[1, t_max - 1])`` and ``b_c = 0`` (:func:`agents.init.chrono_init`); weights are
+    uniform ±1/sqrt(H) as in ``nn.LSTM``, so ``janet`` and ``lstm`` differ only in their gates.
+
+    Runs the shared per-step loop, with ``x W`` computed for all steps in one matmul.
+    State: ``h`` ``[B, hidden_size]``, zeros at an episode start.
+
+    Args:
+        input_size: features per input step.
+        hidden_size: units H.
+        t_max: longest chrono time constant, in time steps (>= 2). Default 120 = T + 20 for the
+            copy task with delay T = 100, the rule of the NRU paper's runs (PAPERS §3.2) for this
+            benchmark's default copy task; set it to the dependency length of your data.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, t_max: float = 120.0) -> None:
+        super().__init__(input_size, hidden_size)
+        self.t_max = check_float("t_max", t_max, low=2)
+        self.weight_ih = nn.Parameter(torch.empty(2 * hidden_size, input_size))
+        self.weight_hh = nn.Parameter(torch.empty(2 * hidden_size, hidden_size))
+        self.bias = nn.Parameter(torch.empty(2 * hidden_size))
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Re-draw all parameters as described in the class docstring."""
+        from agents.init import chrono_init
+
+        bound = self.hidden_size**-0.5
+        self.weight_ih.uniform_(-bound, bound)
+        self.weight_hh.uniform_(-bound, bound)
+        chrono_init(self, self.t_max)
+
+    def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
+        return torch.zeros(batch_size, self.hidden_size, device=device or self.device, dtype=self.dtype)
+
+    def forward(self, inputs: Tensor, state: State | None = None, resets: Tensor | None = None) -> tuple[Tensor, State]:
+        check_inputs(self, inputs, resets)
+        return self._loop(F.linear(inputs, self.weight_ih, self.bias), state, resets, step=self._step_projected)
+
+    def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        return self._step_projected(F.linear(x, self.weight_ih, self.bias), state)
+
+    def _step_projected(self, xw: Tensor, h: Tensor) -> tuple[Tensor, State]:
+        s_f, s_c = torch.addmm(xw, h, self.weight_hh.t()).chunk(2, 1)
+        f = torch.sigmoid(s_f)
+        candidate = torch.tanh(s_c)
+        h = candidate + f * (h - candidate)
+        return h, h
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, t_max={self.t_max}"
