@@ -511,15 +511,20 @@ class TaskVectorEnv(VectorEnv):
         return np.minimum(self._t, self.task.max_length - 1)
 
     def reset(self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None):
+        mask = None if options is None else options.get("reset_mask")  # Gymnasium's partial reset
+        envs = self._cols if mask is None else np.flatnonzero(mask)
         if seed is not None:
             seeds = [seed + i for i in range(self.num_envs)] if isinstance(seed, int) else list(seed)
             if len(seeds) != self.num_envs:
                 raise ValueError(f"seed list has {len(seeds)} entries, expected num_envs={self.num_envs}")
-            self._rngs = [seeding.np_random(s)[0] for s in seeds]
-        self._new_episodes(self._cols)
-        self._needs_reset[:] = False
+            for i in envs:
+                self._rngs[i] = seeding.np_random(seeds[i])[0]
+        self._new_episodes(envs)
+        self._needs_reset[envs] = False
         self._started = True
-        return self._codec.encode(self._inputs[0]), {}
+        obs = self._codec.encode(self._inputs[self._step_index(), self._cols])
+        obs[self._needs_reset] = 0
+        return obs, {}
 
     def step(self, actions: Any):
         if not self._started:

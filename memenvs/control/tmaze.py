@@ -205,13 +205,16 @@ class TMazeVectorEnv(VectorEnv):
         return _observations(self._cue, self._t == 0, self._pos == self.corridor_length)
 
     def reset(self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None):
+        mask = None if options is None else options.get("reset_mask")  # Gymnasium's partial reset
+        envs = np.arange(self.num_envs) if mask is None else np.flatnonzero(mask)
         if seed is not None:
             seeds = [seed + i for i in range(self.num_envs)] if isinstance(seed, int) else list(seed)
             if len(seeds) != self.num_envs:
                 raise ValueError(f"seed list has {len(seeds)} entries, expected num_envs={self.num_envs}")
-            self._rngs = [seeding.np_random(s)[0] for s in seeds]
-        self._new_episodes(np.arange(self.num_envs))
-        self._needs_reset[:] = False
+            for i in envs:
+                self._rngs[i] = seeding.np_random(seeds[i])[0]
+        self._new_episodes(envs)
+        self._needs_reset[envs] = False
         self._started = True
         return self._obs(), {}
 
