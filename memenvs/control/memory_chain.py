@@ -8,6 +8,8 @@ env seeded ``s + i``) and the supervised harness can train on ``sample()`` direc
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from memenvs.core import ReferenceScores, SequenceBatch, SequenceTask, check_int, register_task
@@ -61,10 +63,19 @@ class MemoryChainTask(SequenceTask):
         self.num_outputs = 2
         self.max_length = self.memory_length + 1
 
+    def _draw(self, batch_size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """The random content of episodes: context bits ``[B, num_bits]``, asked bit ``[B]``."""
+        return rng.integers(0, 2, size=(batch_size, self.num_bits)), rng.integers(0, self.num_bits, size=batch_size)
+
     def sample(self, batch_size: int, rng: np.random.Generator) -> SequenceBatch:
-        T, n = self.max_length, self.num_bits
-        context = rng.integers(0, 2, size=(batch_size, n))
-        query = rng.integers(0, n, size=batch_size)
+        return self._episodes(*self._draw(batch_size, rng))
+
+    def sample_each(self, rngs: Sequence[np.random.Generator]) -> SequenceBatch:
+        draws = [self._draw(1, rng) for rng in rngs]
+        return self._episodes(*(np.concatenate(parts) for parts in zip(*draws)))
+
+    def _episodes(self, context: np.ndarray, query: np.ndarray) -> SequenceBatch:
+        T, n, batch_size = self.max_length, self.num_bits, len(query)
         inputs = np.zeros((T, batch_size, self.num_inputs), dtype=np.float32)
         inputs[:, :, 0] = (1.0 - np.arange(T) / self.memory_length)[:, None]
         inputs[0, :, 1 : 1 + n] = 2 * context - 1

@@ -16,6 +16,7 @@ every colour ``26·num_decks`` times.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
@@ -53,7 +54,25 @@ def card_feature(cards: np.ndarray, feature: CardFeature) -> np.ndarray:
 
 
 class _CardTask(SequenceTask):
-    """Shared parts: the deck size, POPGym's ±1/S rewards."""
+    """Shared parts: the deck size, dealing, POPGym's ±1/S rewards.
+
+    Subclasses implement :meth:`_episodes`, which lays out episodes from dealt cards; dealing is
+    separate so that :meth:`sample_each` (the vector env's restarts) deals from each env's own
+    generator and lays out all restarting episodes in one vectorised pass.
+    """
+
+    def _deal(self, batch_size: int, rng: np.random.Generator) -> np.ndarray:
+        """Card ids ``[..., 52·num_decks, batch_size]`` for ``batch_size`` episodes."""
+        return deal(self.num_decks, batch_size, rng)
+
+    def _episodes(self, cards: np.ndarray) -> SequenceBatch:
+        raise NotImplementedError
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> SequenceBatch:
+        return self._episodes(self._deal(batch_size, rng))
+
+    def sample_each(self, rngs: Sequence[np.random.Generator]) -> SequenceBatch:
+        return self._episodes(np.concatenate([self._deal(1, rng) for rng in rngs], axis=-1))
 
     def _check_decks(self, num_decks: int) -> int:
         self.num_decks = check_int("num_decks", num_decks, low=1, high=MAX_DECKS)
@@ -119,8 +138,8 @@ class RepeatPreviousTask(_CardTask):
         self.num_outputs = SUITS
         self.max_length = self.num_cards
 
-    def sample(self, batch_size: int, rng: np.random.Generator) -> SequenceBatch:
-        suits = card_feature(deal(self.num_decks, batch_size, rng), "suits")
+    def _episodes(self, cards: np.ndarray) -> SequenceBatch:
+        suits = card_feature(cards, "suits")
         targets = np.zeros_like(suits)
         targets[self.k :] = suits[: -self.k]
         mask = np.zeros(suits.shape, dtype=bool)
@@ -173,8 +192,8 @@ class RepeatFirstTask(_CardTask):
         self.num_outputs = SUITS
         self.max_length = self.num_cards
 
-    def sample(self, batch_size: int, rng: np.random.Generator) -> SequenceBatch:
-        suits = card_feature(deal(self.num_decks, batch_size, rng), "suits")
+    def _episodes(self, cards: np.ndarray) -> SequenceBatch:
+        suits = card_feature(cards, "suits")
         targets = np.broadcast_to(suits[:1], suits.shape).copy()
         mask = np.ones(suits.shape, dtype=bool)
         mask[0] = False
@@ -234,9 +253,9 @@ class AutoencodeTask(_CardTask):
     def play_cue(self) -> int:
         return SUITS
 
-    def sample(self, batch_size: int, rng: np.random.Generator) -> SequenceBatch:
-        n = self.num_cards
-        suits = card_feature(deal(self.num_decks, batch_size, rng), "suits")
+    def _episodes(self, cards: np.ndarray) -> SequenceBatch:
+        n, batch_size = cards.shape
+        suits = card_feature(cards, "suits")
         inputs = np.full((2 * n, batch_size), self.play_cue, dtype=np.int64)
         inputs[:n] = suits
         targets = np.zeros_like(inputs)
@@ -306,9 +325,12 @@ class CountRecallTask(_CardTask):
         self.max_length = self.num_cards
         self._guess, self._memoryless = self._memoryless_table()
 
-    def sample(self, batch_size: int, rng: np.random.Generator) -> SequenceBatch:
-        values = card_feature(deal(self.num_decks, batch_size, rng), self.feature)
-        queries = card_feature(deal(self.num_decks, batch_size, rng), self.feature)
+    def _deal(self, batch_size: int, rng: np.random.Generator) -> np.ndarray:
+        """Two independent shoes ``[2, 52·num_decks, batch_size]``: dealt cards, query cards."""
+        return np.stack([deal(self.num_decks, batch_size, rng), deal(self.num_decks, batch_size, rng)])
+
+    def _episodes(self, cards: np.ndarray) -> SequenceBatch:
+        values, queries = card_feature(cards, self.feature)
         eye = np.eye(self.num_values, dtype=np.float32)
         inputs = np.concatenate([eye[values], eye[queries]], axis=-1)
         counts = np.cumsum(eye[values], axis=0, dtype=np.int64)
