@@ -14,6 +14,7 @@ import sys
 # Modules that define sub-commands, in the order they appear in --help.
 COMMAND_MODULES = (
     "memenvs.catalog",
+    "agents.supervised.cli",
 )
 
 

@@ -1,0 +1,213 @@
+"""``memory-bench train`` and ``memory-bench report``.
+
+::
+
+    memory-bench train --task copy --task-kw delay=100 --task-kw score=all --cell nru \\
+        --cell-kw memory_size=64 --hidden-size 80 --optimizer amsgrad --clip 0.5 --out runs/nru
+    memory-bench train --resume --out runs/nru --updates 20000     # continue, train longer
+    memory-bench report runs/nru runs/lstm --out reports/copy
+
+Every flag is checked (task and model are built) before the run directory is created, so a bad
+flag exits with one line naming the problem and leaves nothing behind. Flags not given keep the
+defaults of :class:`agents.supervised.TrainConfig`; with ``--resume`` they keep the saved config.
+torch is imported only when a command runs, so ``memory-bench --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def parse_value(text: str) -> Any:
+    """``"3"`` -> 3, ``"0.5"`` -> 0.5, ``"true"``/``"True"`` -> True, ``"none"`` -> None,
+    ``"[1, 2]"`` -> [1, 2]; anything else stays a string."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    try:
+        return ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return text
+
+
+def parse_kwargs(items: list[str] | None, flag: str) -> dict[str, Any]:
+    """Repeated ``key=value`` flags -> dict (ValueError naming the flag on a malformed item)."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise ValueError(f"{flag} {item!r} is malformed: expected key=value with a Python identifier as key")
+        if key in out:
+            raise ValueError(f"{flag} {key} is given twice")
+        out[key] = parse_value(value)
+    return out
+
+
+def parse_curriculum(text: str) -> list[list[Any]]:
+    """``"20:500,50:500"`` -> ``[[20, 500], [50, 500]]`` (knob value : updates)."""
+    stages = []
+    for part in text.split(","):
+        value, sep, updates = part.strip().rpartition(":")
+        if not sep or not value:
+            raise ValueError(f"--curriculum {text!r} is malformed: expected VALUE:UPDATES[,VALUE:UPDATES...], e.g. 20:500,50:500")
+        n = parse_value(updates)
+        if not isinstance(n, int) or isinstance(n, bool):
+            raise ValueError(f"--curriculum {text!r}: updates {updates!r} must be an integer")
+        stages.append([parse_value(value), n])
+    return stages
+
+
+def _optional_number(text: str, flag: str, kind: type) -> Any:
+    if text.strip().lower() in ("none", "off", "0"):
+        return None
+    value = parse_value(text)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
+        raise ValueError(f"{flag} {text!r} must be {'an integer' if kind is int else 'a number'} or 'none'")
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# train
+# --------------------------------------------------------------------------------------------
+
+# flag dest -> TrainConfig field, for the plain (already typed by argparse) flags.
+_PLAIN = (
+    "task", "cell", "hidden_size", "encoder", "embedding_dim", "readout_hidden", "dropout", "updates",
+    "batch_size", "optimizer", "lr", "seed", "aux", "aux_weight", "aux_pretrain_updates", "budget_weight",
+    "eval_every", "eval_batches", "eval_batch_size", "eval_split", "best_metric", "target_metric",
+    "target_value", "device",
+)
+
+
+def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The TrainConfig fields the user gave on the command line."""
+    given = {name: getattr(args, name) for name in _PLAIN if getattr(args, name) is not None}
+    for flag, field_name in (("--task-kw", "task_kwargs"), ("--cell-kw", "cell_kwargs"), ("--aux-kw", "aux_kwargs")):
+        items = getattr(args, field_name)
+        if items is not None:
+            given[field_name] = parse_kwargs(items, flag)
+    if args.clip is not None:
+        given["clip"] = _optional_number(args.clip, "--clip", float)
+    if args.tbptt is not None:
+        given["tbptt"] = _optional_number(args.tbptt, "--tbptt", int)
+    if args.curriculum is not None:
+        given["curriculum"] = parse_curriculum(args.curriculum)
+    return given
+
+
+def default_run_dir(task: str, cell: str, seed: int) -> Path:
+    """``runs/<task>-<cell>-s<seed>-<YYYYmmdd-HHMMSS>``."""
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{task}-{cell}").strip("_")
+    return Path("runs") / f"{slug}-s{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from agents.supervised.runs import RunDir
+    from agents.supervised.trainer import TrainConfig, TrainingDiverged, train
+
+    given = config_overrides(args)
+    if args.resume:
+        if args.out is None:
+            raise ValueError("--resume needs --out DIR (the run to continue)")
+        config = TrainConfig.from_dict({**RunDir(args.out).read_config(), **given})
+        out = Path(args.out)
+    else:
+        config = TrainConfig.from_dict(given)
+        out = Path(args.out) if args.out is not None else default_run_dir(config.task, config.cell, config.seed)
+        RunDir.check_new(out)
+    try:
+        summary = train(config, out_dir=out, resume=args.resume, progress=not args.no_progress)
+    except TrainingDiverged as err:
+        print(f"memory-bench train: error: {err}", file=sys.stderr)
+        return 1
+    final = summary["final"]["metrics"]
+    shown = ", ".join(f"{k}={v:.4g}" for k, v in final.items())
+    print(f"{summary['status']} after {summary['updates']} updates ({summary['updates_per_second']:.3g} updates/s): {shown}")
+    print(f"run directory: {out}")
+    return 0
+
+
+def _add_train(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train a cell on a task (supervised)",
+        description="Train a recurrent cell on a memenvs sequence task. Flags left out keep the "
+        "TrainConfig defaults (NRU paper recipe: Adam 1e-3, batch 10, clip 1.0).",
+    )
+    g = p.add_argument_group("task and model")
+    g.add_argument("--task", help="task name or id (copy, Copy-v0, memenvs/Copy-v0) or module:Class; default copy")
+    g.add_argument("--task-kw", dest="task_kwargs", action="append", metavar="K=V", help="task option (repeatable)")
+    g.add_argument("--cell", help="cell name (agents.list_cells()); default lstm")
+    g.add_argument("--cell-kw", dest="cell_kwargs", action="append", metavar="K=V", help="cell option (repeatable)")
+    g.add_argument("--hidden-size", type=int, help="default 128")
+    g.add_argument("--encoder", metavar="{auto,onehot,embedding,linear}", help="input encoder; default auto")
+    g.add_argument("--embedding-dim", type=int)
+    g.add_argument("--readout-hidden", type=int, help="hidden units of a 2-layer readout; default 0 (linear)")
+    g.add_argument("--dropout", type=float, help="dropout in the 2-layer readout; default 0")
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--updates", type=int, help="optimiser steps; default 1000")
+    g.add_argument("--batch-size", type=int, help="default 10")
+    g.add_argument("--optimizer", metavar="{adam,amsgrad,rmsprop}", help="default adam")
+    g.add_argument("--lr", type=float, help="default 1e-3")
+    g.add_argument("--clip", metavar="NORM|none", help="gradient-norm clipping; default 1.0")
+    g.add_argument("--seed", type=int, help="default 0")
+    g.add_argument("--tbptt", metavar="N|none", help="truncated BPTT: gradient only within the last-aligned chunks of N steps")
+    g.add_argument("--aux", metavar="{none,reconstruction,prediction}", help="auxiliary loss; default none")
+    g.add_argument("--aux-weight", type=float, help="default 1.0")
+    g.add_argument("--aux-kw", dest="aux_kwargs", action="append", metavar="K=V", help="AuxiliaryLoss option (repeatable), e.g. segment_length=100")
+    g.add_argument("--aux-pretrain", dest="aux_pretrain_updates", type=int, metavar="UPDATES", help="aux-only updates first; default 0")
+    g.add_argument("--budget-weight", type=float, help="g-LSTM budget loss weight; default 0 (off)")
+    g.add_argument("--curriculum", metavar="V:N[,V:N...]", help="train N updates at length-knob value V, stage by stage, then on the task")
+    g = p.add_argument_group("evaluation and output")
+    g.add_argument("--eval-every", type=int, help="default 100")
+    g.add_argument("--eval-batches", type=int, help="default 10")
+    g.add_argument("--eval-batch-size", type=int, help="default 100")
+    g.add_argument("--eval-split", help="evaluate on task.iterate(SPLIT) instead of a held-out random stream")
+    g.add_argument("--best-metric", help="metric selecting best.pt; default loss")
+    g.add_argument("--target-metric", help="stop early when this metric reaches --target-value")
+    g.add_argument("--target-value", type=float)
+    g.add_argument("--device", help="torch device; default cpu")
+    g.add_argument("--out", metavar="DIR", help="run directory; default runs/<task>-<cell>-s<seed>-<time>")
+    g.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(run=run_train)
+
+
+# --------------------------------------------------------------------------------------------
+# report
+# --------------------------------------------------------------------------------------------
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from agents.supervised.report import write_report
+
+    path, table = write_report(args.runs, args.out)
+    print(table)
+    print(f"\nwrote {path}")
+    return 0
+
+
+def _add_report(subparsers) -> None:
+    p = subparsers.add_parser(
+        "report",
+        help="markdown table and learning curves of runs",
+        description="Write report.md (a table of runs) and PNG learning curves, and print the table.",
+    )
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories, or directories containing runs")
+    p.add_argument("--out", metavar="DIR", help="where to write; default the run itself, or the runs' common parent")
+    p.set_defaults(run=run_report)
+
+
+def add_parser(subparsers) -> None:
+    """Register ``train`` and ``report`` (called by :mod:`agents.cli`)."""
+    _add_train(subparsers)
+    _add_report(subparsers)

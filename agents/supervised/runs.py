@@ -1,0 +1,220 @@
+"""Run directories, checkpoints and resume.
+
+A run directory holds::
+
+    config.json        the TrainConfig (JSON)
+    metrics.csv        one row per evaluation: update, wall_time, train_*, eval_* columns
+    tensorboard/       TensorBoard events of the same numbers
+    latest.pt          checkpoint after the last evaluation (resume point)
+    best.pt            checkpoint with the best evaluation so far
+    summary.json       final / best metrics, status, speed (written at the end or on failure)
+
+Checkpoints contain only tensors, numbers, strings, lists and dicts, so they load with
+``torch.load(weights_only=True)``, which refuses pickles that would run code. Random number
+generator states are saved as a tensor (torch) and as JSON text (numpy), which makes a resumed CPU
+run bit-identical to an uninterrupted one. Every file is written to a temporary name and moved
+into place with ``os.replace``, so a crash never leaves half a checkpoint.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import pickle
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+CHECKPOINT_FORMAT = "memory-bench-checkpoint-v1"
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.csv"
+SUMMARY_FILE = "summary.json"
+LATEST = "latest.pt"
+BEST = "best.pt"
+TENSORBOARD_DIR = "tensorboard"
+
+
+# --------------------------------------------------------------------------------------------
+# Atomic writes
+# --------------------------------------------------------------------------------------------
+
+
+def _atomic(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def write_json(path: str | os.PathLike, data: Any) -> None:
+    """Write ``data`` as indented JSON, atomically."""
+    _atomic(Path(path), lambda tmp: tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n"))
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def save_checkpoint(path: str | os.PathLike, checkpoint: dict[str, Any]) -> None:
+    """``torch.save`` to a temporary file, then move it into place."""
+    _atomic(Path(path), lambda tmp: torch.save(checkpoint, tmp))
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: torch.device | str | None = "cpu") -> dict[str, Any]:
+    """Load a checkpoint with ``torch.load(weights_only=True)``.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: the file is not a plain-data checkpoint of this format (e.g. a pickle that
+            would run code, which ``weights_only=True`` refuses to unpickle).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, AttributeError, TypeError) as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"refusing checkpoint {path}: not a plain tensor/JSON checkpoint ({first_line})") from err
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"refusing checkpoint {path}: not a {CHECKPOINT_FORMAT} file")
+    return checkpoint
+
+
+# --------------------------------------------------------------------------------------------
+# Random number generator states as plain data
+# --------------------------------------------------------------------------------------------
+
+
+def rng_state(numpy_rng: np.random.Generator) -> dict[str, Any]:
+    """The torch (CPU and current CUDA device) and numpy RNG states as tensors / JSON text."""
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": json.dumps(numpy_rng.bit_generator.state),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict[str, Any], numpy_rng: np.random.Generator) -> None:
+    """Inverse of :func:`rng_state` (``numpy_rng`` is updated in place)."""
+    torch.set_rng_state(state["torch"].cpu())
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+    numpy_rng.bit_generator.state = json.loads(state["numpy"])
+
+
+# --------------------------------------------------------------------------------------------
+# The run directory
+# --------------------------------------------------------------------------------------------
+
+
+class RunDir:
+    """Files of one training run (see the module docstring for the layout)."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / CONFIG_FILE
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / METRICS_FILE
+
+    @property
+    def summary_path(self) -> Path:
+        return self.path / SUMMARY_FILE
+
+    @property
+    def latest_path(self) -> Path:
+        return self.path / LATEST
+
+    @property
+    def best_path(self) -> Path:
+        return self.path / BEST
+
+    @property
+    def tensorboard_path(self) -> Path:
+        return self.path / TENSORBOARD_DIR
+
+    @staticmethod
+    def check_new(path: str | os.PathLike) -> None:
+        """Raise ValueError if ``path`` is a non-empty directory or a file (call before creating)."""
+        path = Path(path)
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise ValueError(f"run directory {str(path)!r} already exists and is not empty: use --resume or another --out")
+
+    @classmethod
+    def create(cls, path: str | os.PathLike, config: dict[str, Any], columns: Iterable[str]) -> RunDir:
+        """Make a new run directory with its config and an empty metrics.csv."""
+        cls.check_new(path)
+        run = cls(path)
+        run.path.mkdir(parents=True, exist_ok=True)
+        write_json(run.config_path, config)
+        run._write_rows(list(columns), [])
+        return run
+
+    def read_config(self) -> dict[str, Any]:
+        if not self.config_path.is_file():
+            raise FileNotFoundError(f"{self.path} is not a run directory: no {CONFIG_FILE}")
+        return read_json(self.config_path)
+
+    # -- metrics.csv ------------------------------------------------------------------------
+
+    def read_metrics(self) -> tuple[list[str], list[dict[str, str]]]:
+        """Columns and rows (as strings) of metrics.csv."""
+        with open(self.metrics_path, newline="") as f:
+            reader = csv.DictReader(f)
+            return list(reader.fieldnames or []), list(reader)
+
+    def append_metrics(self, row: dict[str, Any]) -> None:
+        """Append one row; floats are written with ``repr`` so they round-trip exactly."""
+        with open(self.metrics_path, newline="") as f:
+            columns = next(csv.reader(f))
+        with open(self.metrics_path, "a", newline="") as f:
+            csv.DictWriter(f, columns).writerow({k: _cell(row.get(k)) for k in columns})
+
+    def truncate_metrics(self, last_update: int) -> None:
+        """Drop rows after ``last_update`` (written after the checkpoint a run resumes from)."""
+        columns, rows = self.read_metrics()
+        self._write_rows(columns, [r for r in rows if int(r["update"]) <= last_update])
+
+    def _write_rows(self, columns: list[str], rows: list[dict[str, Any]]) -> None:
+        def write(tmp: Path) -> None:
+            with open(tmp, "w", newline="") as f:
+                writer = csv.DictWriter(f, columns)
+                writer.writeheader()
+                writer.writerows(rows)
+
+        _atomic(self.metrics_path, write)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def find_runs(paths: Iterable[str | os.PathLike]) -> list[RunDir]:
+    """Run directories among ``paths``; a path without config.json is searched one level down
+    (so ``memory-bench report runs/`` reports every run in it)."""
+    runs: list[RunDir] = []
+    for p in map(Path, paths):
+        if (p / CONFIG_FILE).is_file():
+            runs.append(RunDir(p))
+        elif p.is_dir():
+            found = sorted(c for c in p.iterdir() if (c / CONFIG_FILE).is_file())
+            if not found:
+                raise FileNotFoundError(f"{p} is not a run directory and contains none (no {CONFIG_FILE})")
+            runs.extend(RunDir(c) for c in found)
+        else:
+            raise FileNotFoundError(f"no run directory at {p}")
+    return runs

@@ -1,0 +1,664 @@
+"""Train any cell on any sequence task with supervised learning.
+
+::
+
+    from agents.supervised import TrainConfig, train
+    summary = train(TrainConfig(task="copy", task_kwargs={"delay": 100, "score": "all"},
+                                cell="nru", hidden_size=80, cell_kwargs={"memory_size": 64},
+                                optimizer="amsgrad", clip=0.5, updates=10_000), out_dir="runs/nru")
+
+One update = one fresh batch from ``task.sample(batch_size, rng)`` (infinite data, as in the
+papers' synthetic tasks), one optimiser step. Every ``eval_every`` updates the model is evaluated
+on a held-out stream drawn from its own fixed seed (the same batches every time) or, for tasks
+with real datasets, on a split from ``task.iterate(split, batch_size)``. The options of the five
+papers are trainer settings rather than forks of the loop: truncated BPTT (``tbptt``), auxiliary
+reconstruction / prediction losses with an aux-only pre-training phase (``aux``), the g-LSTM budget
+loss (``budget_weight``) and a temporal curriculum over the task's length knob (``curriculum``).
+
+:func:`train` reads top to bottom: build and validate everything, open the run directory, then the
+update loop (sample, forward, losses, backward, clip, step, evaluate, checkpoint).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import math
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+import memenvs
+from agents.cells.base import CELLS
+from agents.losses.budget import budget_loss, update_counts
+from agents.models import ENCODERS, SequenceModel, count_parameters
+from agents.supervised.metrics import (
+    LOSS_METRIC,
+    MetricAccumulator,
+    is_better,
+    metric_names,
+    reached,
+    resolve_metric,
+    sequence_loss,
+    to_tensors,
+)
+from agents.supervised.runs import CHECKPOINT_FORMAT, RunDir, load_checkpoint, restore_rng_state, rng_state, save_checkpoint, write_json
+from memenvs.core import SequenceBatch, SequenceTask, _resolve_task, check_choice, check_float, check_int
+
+OPTIMIZERS = ("adam", "amsgrad", "rmsprop")
+AUX_MODES = ("none", "reconstruction", "prediction")
+#: Config fields that ``resume`` may change (everything else must match the saved config).
+RESUMABLE_CHANGES = ("updates", "device", "target_metric", "target_value")
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or the gradient norm became NaN/inf; the message names the update and the last
+    good checkpoint (which is left untouched)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Configuration
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a supervised run; saved as the run's ``config.json``.
+
+    Defaults follow the NRU paper's synthetic-task recipe (PAPERS §2.5: Adam 1e-3, batch 10, clip
+    1.0, full BPTT) where one exists.
+
+    Attributes:
+        task: a registered task (``"copy"``, ``"Copy-v0"``, ``"memenvs/Copy-v0"``) or a task class
+            as ``"module:Class"``.
+        task_kwargs: the task's options (``{"delay": 100, "score": "all"}``).
+        cell, cell_kwargs, hidden_size: the recurrent cell (``agents.make_cell``).
+        encoder, embedding_dim, readout_hidden, dropout: see :class:`agents.models.SequenceModel`.
+        updates: number of optimiser steps.
+        batch_size: sequences per update.
+        optimizer: ``"adam"``, ``"amsgrad"`` (Adam with AMSGrad, NRU's copy-task setting) or
+            ``"rmsprop"`` (smoothing ``alpha=0.9``, as in the chrono paper).
+        lr: learning rate.
+        clip: gradient-norm clipping threshold; None disables clipping.
+        seed: seeds model init (torch), the training stream and the evaluation stream.
+        tbptt: None for full BPTT, else truncated BPTT over chunks of ``tbptt`` steps aligned to
+            the end of the sequence (:meth:`SequenceModel.run_encoded`).
+        aux: ``"none"``, ``"reconstruction"`` (r-LSTM) or ``"prediction"`` (p-LSTM).
+        aux_weight: weight of the auxiliary loss (paper: 1).
+        aux_kwargs: options of :class:`agents.losses.AuxiliaryLoss`; ``segment_length`` defaults
+            to ``max(2, round(0.75 T))`` (the public reproduction's 600 of 784 steps; paper [U]).
+        aux_pretrain_updates: the first this many updates train the auxiliary loss only.
+        budget_weight: g-LSTM budget λ: adds ``λ · mean(gate openness)`` (0 = off).
+        curriculum: None, or ``[[knob_value, updates], ...]``: train on the task with its
+            length knob (``task.length_knob``, e.g. ``delay``) set to each value for that many
+            updates, then on the configured task. Evaluation always uses the configured task.
+        eval_every: evaluate (and checkpoint) every this many updates, and at the last update.
+        eval_batches: evaluation batches; with ``eval_split``, at most this many (0 = whole split).
+        eval_batch_size: sequences per evaluation batch.
+        eval_split: None (held-out random stream) or a split name of ``task.iterate``.
+        best_metric: the evaluation metric that selects ``best.pt`` (``"loss"`` = ce or mse).
+        target_metric, target_value: stop early once the metric reaches the value (``<=`` for
+            ce/bpc/mse/loss, ``>=`` otherwise).
+        device: any torch device string.
+    """
+
+    task: str = "copy"
+    task_kwargs: dict[str, Any] = field(default_factory=dict)
+    cell: str = "lstm"
+    cell_kwargs: dict[str, Any] = field(default_factory=dict)
+    hidden_size: int = 128
+    encoder: str = "auto"
+    embedding_dim: int | None = None
+    readout_hidden: int = 0
+    dropout: float = 0.0
+    updates: int = 1000
+    batch_size: int = 10
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    clip: float | None = 1.0
+    seed: int = 0
+    tbptt: int | None = None
+    aux: str = "none"
+    aux_weight: float = 1.0
+    aux_kwargs: dict[str, Any] = field(default_factory=dict)
+    aux_pretrain_updates: int = 0
+    budget_weight: float = 0.0
+    curriculum: list[list[Any]] | None = None
+    eval_every: int = 100
+    eval_batches: int = 10
+    eval_batch_size: int = 100
+    eval_split: str | None = None
+    best_metric: str = "loss"
+    target_metric: str | None = None
+    target_value: float | None = None
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        for name in ("task", "cell", "device"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ValueError(f"{name}={getattr(self, name)!r} must be a non-empty string")
+        for name in ("task_kwargs", "cell_kwargs", "aux_kwargs"):
+            value = getattr(self, name)
+            if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+                raise ValueError(f"{name}={value!r} must be a dict with string keys")
+            setattr(self, name, dict(value))
+        self.hidden_size = check_int("hidden_size", self.hidden_size, low=1)
+        check_choice("encoder", self.encoder, ENCODERS)
+        if self.embedding_dim is not None:
+            self.embedding_dim = check_int("embedding_dim", self.embedding_dim, low=1)
+        self.readout_hidden = check_int("readout_hidden", self.readout_hidden, low=0)
+        self.dropout = check_float("dropout", self.dropout, low=0.0, high=0.99)
+        self.updates = check_int("updates", self.updates, low=1)
+        self.batch_size = check_int("batch_size", self.batch_size, low=1)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        self.lr = check_float("lr", self.lr, low=0.0)
+        if self.lr == 0:
+            raise ValueError("lr=0.0 must be > 0")
+        if self.clip is not None:
+            self.clip = check_float("clip", self.clip, low=0.0)
+            if self.clip == 0:
+                raise ValueError("clip=0.0 must be > 0 (use None to disable clipping)")
+        self.seed = check_int("seed", self.seed, low=0)
+        if self.tbptt is not None:
+            self.tbptt = check_int("tbptt", self.tbptt, low=1)
+        check_choice("aux", self.aux, AUX_MODES)
+        self.aux_weight = check_float("aux_weight", self.aux_weight, low=0.0)
+        self.aux_pretrain_updates = check_int("aux_pretrain_updates", self.aux_pretrain_updates, low=0)
+        if self.aux == "none" and (self.aux_pretrain_updates or self.aux_kwargs):
+            raise ValueError("aux_pretrain_updates / aux_kwargs need an auxiliary loss: set aux to 'reconstruction' or 'prediction'")
+        self.budget_weight = check_float("budget_weight", self.budget_weight, low=0.0)
+        if self.curriculum is not None:
+            stages = self.curriculum
+            if not isinstance(stages, (list, tuple)) or not stages or not all(
+                isinstance(s, (list, tuple)) and len(s) == 2 for s in stages
+            ):
+                raise ValueError(f"curriculum={stages!r} must be a non-empty list of [knob_value, updates] pairs")
+            for _, n in stages:
+                check_int("curriculum updates", n, low=1)
+            self.curriculum = [[v, int(n)] for v, n in stages]
+        self.eval_every = check_int("eval_every", self.eval_every, low=1)
+        self.eval_batches = check_int("eval_batches", self.eval_batches, low=0 if self.eval_split is not None else 1)
+        self.eval_batch_size = check_int("eval_batch_size", self.eval_batch_size, low=1)
+        if self.eval_split is not None and (not isinstance(self.eval_split, str) or not self.eval_split):
+            raise ValueError(f"eval_split={self.eval_split!r} must be None or a split name")
+        if not isinstance(self.best_metric, str):
+            raise ValueError(f"best_metric={self.best_metric!r} must be a metric name")
+        if (self.target_metric is None) != (self.target_value is None):
+            raise ValueError(
+                f"target_metric={self.target_metric!r} and target_value={self.target_value!r} must be given together"
+            )
+        if self.target_value is not None:
+            self.target_value = check_float("target_value", self.target_value)
+        try:
+            json.dumps(self.to_dict())
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"the config must be JSON-serialisable (check the *_kwargs values): {err}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Build from a dict (e.g. a run's config.json); unknown keys raise ValueError."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown config field(s) {', '.join(unknown)}: allowed are {', '.join(sorted(names))}")
+        return cls(**data)
+
+
+# --------------------------------------------------------------------------------------------
+# Building the pieces (all validation happens here, before anything is written to disk)
+# --------------------------------------------------------------------------------------------
+
+
+def make_task(name: str, kwargs: dict[str, Any]) -> SequenceTask:
+    """A registered task by name, or a task class given as ``"module:Class"``."""
+    try:
+        task = _resolve_task(name, dict(kwargs)) if ":" in name else memenvs.make_task(name, **kwargs)
+    except TypeError as err:  # unknown keyword of the task class
+        raise ValueError(f"task {name!r} rejected task_kwargs {kwargs}: {err}") from None
+    except (ImportError, AttributeError) as err:
+        raise ValueError(f"unknown task {name!r}: {err}") from None
+    if not isinstance(task, SequenceTask):
+        raise ValueError(f"task {name!r} is not a SequenceTask")
+    return task
+
+
+def build_model(config: TrainConfig, task: SequenceTask) -> SequenceModel:
+    """The :class:`SequenceModel` described by ``config``, shaped for ``task``."""
+    if config.cell not in CELLS:
+        raise ValueError(f"unknown cell {config.cell!r}: choose one of {', '.join(sorted(CELLS))}")
+    try:
+        return SequenceModel.for_task(
+            task,
+            cell=config.cell,
+            hidden_size=config.hidden_size,
+            cell_kwargs=config.cell_kwargs,
+            encoder=config.encoder,
+            embedding_dim=config.embedding_dim,
+            readout_hidden=config.readout_hidden,
+            dropout=config.dropout,
+        )
+    except TypeError as err:
+        raise ValueError(f"cell {config.cell!r} rejected cell_kwargs {config.cell_kwargs}: {err}") from None
+
+
+def make_optimizer(config: TrainConfig, params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
+    """Adam / Adam-AMSGrad (PyTorch defaults otherwise, as in the NRU code) or RMSprop(alpha=0.9)."""
+    if config.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=config.lr, alpha=0.9)
+    return torch.optim.Adam(params, lr=config.lr, amsgrad=config.optimizer == "amsgrad")
+
+
+def make_device(name: str) -> torch.device:
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise ValueError(f"device={name!r} is not a torch device: {err}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={name!r} is not available: torch sees no CUDA device")
+    return device
+
+
+@dataclass
+class Setup:
+    """The validated pieces of a run, built by :func:`build`."""
+
+    config: TrainConfig
+    task: SequenceTask  # the configured (evaluation) task
+    stages: list[tuple[int, SequenceTask]]  # curriculum: (last update of the stage, task)
+    model: SequenceModel
+    aux: nn.Module | None
+    optimizer: torch.optim.Optimizer
+    device: torch.device
+    metrics: tuple[str, ...]
+    best_metric: str
+    target_metric: str | None
+
+    def task_at(self, update: int) -> SequenceTask:
+        """The training task at ``update`` (1-based): the curriculum stage or the configured task."""
+        for last, task in self.stages:
+            if update <= last:
+                return task
+        return self.task
+
+    def columns(self) -> list[str]:
+        """metrics.csv columns."""
+        train = ["train_length", "train_loss", "grad_norm"] + (["train_aux_loss"] if self.aux is not None else [])
+        return ["update", "wall_time"] + train + [f"eval_{m}" for m in self.metrics]
+
+
+def build(config: TrainConfig) -> Setup:
+    """Build task, curriculum, model, auxiliary loss and optimiser; raise ValueError on bad input.
+
+    Also runs the model once on a two-sequence batch (no gradient), so a cell that fails on the
+    task's inputs fails here, before a run directory is created.
+    """
+    device = make_device(config.device)
+    task = make_task(config.task, config.task_kwargs)
+    stages = _curriculum(config, task)
+    torch.manual_seed(config.seed)
+    model = build_model(config, task).to(device)
+
+    probe = task.sample(2, np.random.default_rng(0))
+    inputs, _, _ = to_tensors(probe, device)
+    model.eval()
+    with torch.no_grad():
+        outputs, _ = model(inputs)
+    model.train()
+    gated = model.cell.gate_openness is not None
+    if tuple(outputs.shape) != (probe.seq_len, 2, task.num_outputs):
+        raise ValueError(f"model output shape {tuple(outputs.shape)} does not match the task ({probe.seq_len}, 2, {task.num_outputs})")
+
+    aux = None
+    if config.aux != "none":
+        from agents.losses.auxiliary import AuxiliaryLoss
+
+        kwargs = {"segment_length": max(2, round(0.75 * task.max_length)), **config.aux_kwargs}
+        for fixed in ("cell", "mode", "target", "num_targets"):
+            if fixed in kwargs:
+                raise ValueError(f"aux_kwargs may not set {fixed!r}: the trainer derives it from the task and config")
+        try:
+            aux = AuxiliaryLoss(
+                model.cell, config.aux, target=task.input_kind, num_targets=task.num_inputs, **kwargs
+            )
+        except TypeError as err:
+            raise ValueError(f"aux_kwargs {config.aux_kwargs} rejected: {err}") from None
+        if not aux.valid_anchors(task.max_length, 1).any():
+            raise ValueError(
+                f"aux segment_length={aux.segment_length} leaves no anchor in a sequence of {task.max_length} steps"
+            )
+    if config.aux_pretrain_updates > config.updates:
+        raise ValueError(f"aux_pretrain_updates={config.aux_pretrain_updates} exceeds updates={config.updates}")
+
+    if config.eval_split is not None and not hasattr(task, "iterate"):
+        raise ValueError(f"eval_split={config.eval_split!r}: task {config.task!r} has no dataset splits (no iterate())")
+    params = list(model.parameters()) + (list(aux.parameters()) if aux is not None else [])
+    kind = task.target_kind
+    return Setup(
+        config=config,
+        task=task,
+        stages=stages,
+        model=model,
+        aux=aux,
+        optimizer=make_optimizer(config, params),
+        device=device,
+        metrics=metric_names(kind, gated),
+        best_metric=resolve_metric(config.best_metric, kind, "best_metric", gated),
+        target_metric=None
+        if config.target_metric is None
+        else resolve_metric(config.target_metric, kind, "target_metric", gated),
+    )
+
+
+def _curriculum(config: TrainConfig, task: SequenceTask) -> list[tuple[int, SequenceTask]]:
+    if config.curriculum is None:
+        return []
+    knob = task.length_knob
+    if knob is None:
+        raise ValueError(f"curriculum: task {config.task!r} has no length knob to schedule")
+    stages, last = [], 0
+    for value, n in config.curriculum:
+        try:
+            stage = task.with_kwargs(**{knob: value})
+        except TypeError as err:
+            raise ValueError(f"curriculum value {knob}={value!r} rejected: {err}") from None
+        if (stage.input_kind, stage.num_inputs, stage.num_outputs) != (task.input_kind, task.num_inputs, task.num_outputs):
+            raise ValueError(f"curriculum value {knob}={value!r} changes the task's input/output sizes")
+        last += n
+        stages.append((last, stage))
+    return stages
+
+
+# --------------------------------------------------------------------------------------------
+# Evaluation
+# --------------------------------------------------------------------------------------------
+
+
+def evaluation_batches(setup: Setup) -> Iterator[SequenceBatch]:
+    """The held-out batches: a fixed-seed random stream (identical at every evaluation) or the
+    first ``eval_batches`` batches of ``task.iterate(eval_split, eval_batch_size)``."""
+    config = setup.config
+    if config.eval_split is not None:
+        batches = setup.task.iterate(config.eval_split, config.eval_batch_size)
+        return itertools.islice(batches, config.eval_batches or None)
+    rng = np.random.default_rng(np.random.SeedSequence(config.seed).spawn(2)[1])
+    return (setup.task.sample(config.eval_batch_size, rng) for _ in range(config.eval_batches))
+
+
+@torch.no_grad()
+def evaluate(model: SequenceModel, task: SequenceTask, batches: Iterable[SequenceBatch], device: torch.device | str) -> dict[str, float]:
+    """Metrics of ``model`` over ``batches`` (see :mod:`agents.supervised.metrics`); the model is
+    put in eval mode for the duration (no dropout)."""
+    was_training = model.training
+    model.eval()
+    acc = MetricAccumulator(task.target_kind)
+    try:
+        for batch in batches:
+            inputs, targets, mask = to_tensors(batch, device)
+            outputs, _ = model(inputs)
+            acc.add(outputs, targets, mask, task, batch)
+            if model.cell.gate_openness is not None:
+                acc.add_compute(*update_counts(model.cell))
+    finally:
+        model.train(was_training)
+    return acc.result(task.reference_scores())
+
+
+# --------------------------------------------------------------------------------------------
+# Training
+# --------------------------------------------------------------------------------------------
+
+
+def train(
+    config: TrainConfig, out_dir: str | Path | None = None, resume: bool = False, progress: bool = True
+) -> dict[str, Any]:
+    """Train a model as configured and return the run summary (also written as summary.json).
+
+    Args:
+        config: the run's settings.
+        out_dir: the run directory (config, metrics.csv, TensorBoard events, checkpoints,
+            summary); None trains without writing anything.
+        resume: continue the run in ``out_dir`` from its latest checkpoint. The saved config
+            must match ``config`` except for :data:`RESUMABLE_CHANGES` (e.g. more ``updates``).
+            On CPU the result is bit-identical to an uninterrupted run.
+        progress: show a tqdm progress bar (updates/s, loss, best metric).
+
+    Raises:
+        ValueError: invalid config or run directory (nothing is written in that case).
+        TrainingDiverged: the loss or gradient norm became NaN/inf.
+    """
+    if not isinstance(config, TrainConfig):
+        raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
+    setup = build(config)  # every check before touching the disk
+    model, aux, optimizer, device = setup.model, setup.aux, setup.optimizer, setup.device
+    kind = setup.task.target_kind
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    train_rng = np.random.default_rng(np.random.SeedSequence(config.seed).spawn(2)[0])
+
+    # -- run directory and resume point ---------------------------------------------------------
+    run = _open_run(config, out_dir, resume, setup)
+    start, elapsed = 0, 0.0
+    best: dict[str, Any] = {"metric": setup.best_metric, "value": None, "update": None, "metrics": {}}
+    last_eval: dict[str, Any] = {"update": None, "metrics": {}}
+    if run is not None and resume:
+        ckpt = load_checkpoint(run.latest_path, map_location=device)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        if aux is not None:
+            aux.load_state_dict(ckpt["aux"])
+        restore_rng_state(ckpt["rng"], train_rng)
+        start, elapsed, best, last_eval = ckpt["update"], ckpt["wall_time"], ckpt["best"], ckpt["last"]
+        run.truncate_metrics(start)
+    writer = _tensorboard(run, start if resume else None)
+    t0 = time.perf_counter() - elapsed
+
+    def checkpoint(update: int) -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "update": update,
+            "wall_time": time.perf_counter() - t0,
+            "config": json.dumps(config.to_dict()),
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "aux": aux.state_dict() if aux is not None else {},
+            "rng": rng_state(train_rng),
+            "best": best,
+            "last": last_eval,
+        }
+
+    def finish(status: str, update: int, error: str | None = None) -> dict[str, Any]:
+        wall = time.perf_counter() - t0
+        summary = {
+            "status": status,
+            "task": config.task,
+            "task_kwargs": config.task_kwargs,
+            "cell": config.cell,
+            "num_params": count_parameters(model),
+            "updates": update,
+            "wall_time": wall,
+            "updates_per_second": update / wall if wall > 0 else None,
+            "final": last_eval,
+            "best": best,
+            "target": {"metric": setup.target_metric, "value": config.target_value,
+                       "reached_at": update if status == "target_reached" else None},
+            "run_dir": None if run is None else str(run.path),
+        }
+        if error is not None:
+            summary["error"] = error
+        if run is not None:
+            write_json(run.summary_path, summary)
+        return summary
+
+    def log_evaluation(update: int, sums: _Sums) -> bool:
+        """Evaluate, append a metrics row (CSV + TensorBoard), checkpoint; True if the target is met."""
+        metrics = evaluate(model, setup.task, evaluation_batches(setup), device)
+        row = {"update": update, "wall_time": time.perf_counter() - t0, **sums.row(),
+               **{f"eval_{k}": v for k, v in metrics.items()}}
+        last_eval.update(update=update, metrics=metrics)
+        improved = is_better(setup.best_metric, metrics[setup.best_metric], best["value"])
+        if improved:
+            best.update(value=metrics[setup.best_metric], update=update, metrics=metrics)
+        if run is not None:
+            run.append_metrics(row)
+            for key, value in row.items():
+                if key != "update" and value is not None:
+                    writer.add_scalar(key.replace("_", "/", 1), value, update)
+            if improved:
+                save_checkpoint(run.best_path, checkpoint(update))
+            save_checkpoint(run.latest_path, checkpoint(update))
+        bar.set_postfix(**_postfix(best), refresh=False)
+        target = setup.target_metric
+        return target is not None and reached(target, metrics[target], config.target_value)
+
+    status, update = "completed", start
+    bar = tqdm(total=config.updates, initial=start, disable=not progress, unit="upd", dynamic_ncols=True)
+    try:
+        if start == 0:  # learning curves start from the untrained model (the target is not checked here)
+            log_evaluation(0, _Sums())
+        sums = _Sums()
+        for update in range(start + 1, config.updates + 1):
+            # 1. A fresh batch (the curriculum decides the task).
+            task = setup.task_at(update)
+            batch = task.sample(config.batch_size, train_rng)
+            inputs, targets, mask = to_tensors(batch, device)
+
+            # 2. Forward and losses: supervised (skipped while pre-training the aux loss), budget, aux.
+            encoded = model.encode(inputs)
+            loss = encoded.new_zeros(())
+            task_loss = aux_loss = None
+            if update > config.aux_pretrain_updates:
+                grad_steps = batch.mask.any(axis=1) if config.budget_weight == 0 else None
+                outputs, _ = model.run_encoded(encoded, tbptt=config.tbptt, grad_steps=grad_steps)
+                task_loss = sequence_loss(outputs, targets, mask, kind)
+                loss = loss + task_loss
+                if config.budget_weight > 0:
+                    loss = loss + budget_loss(model.cell, config.budget_weight)
+            if aux is not None:
+                aux_loss = aux(model.cell, encoded, inputs)
+                loss = loss + config.aux_weight * aux_loss
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
+                raise _diverged(run, f"loss is {loss_value} at update {update}")
+
+            # 3. Backward, clip, step.
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = float(nn.utils.clip_grad_norm_(params, config.clip if config.clip is not None else math.inf))
+            if not math.isfinite(grad_norm):
+                raise _diverged(run, f"gradient norm is {grad_norm} at update {update}")
+            optimizer.step()
+
+            sums.add(task_loss, aux_loss, grad_norm, task.max_length)
+            bar.update(1)
+            if update % 10 == 0:
+                bar.set_postfix(loss=f"{loss_value:.4g}", **_postfix(best), refresh=False)
+
+            # 4. Evaluate, log, checkpoint.
+            if update % config.eval_every == 0 or update == config.updates:
+                target_met = log_evaluation(update, sums)
+                sums = _Sums()
+                if target_met:
+                    status = "target_reached"
+                    break
+    except TrainingDiverged as err:
+        finish("diverged", update - 1, str(err))
+        raise
+    finally:
+        bar.close()
+        if writer is not None:
+            writer.close()
+    return finish(status, update)
+
+
+@dataclass
+class _Sums:
+    """Training statistics accumulated between two evaluations."""
+
+    loss: float = 0.0
+    loss_n: int = 0
+    aux: float = 0.0
+    aux_n: int = 0
+    grad_norm: float = 0.0
+    n: int = 0
+    length: int = 0
+
+    def add(self, task_loss, aux_loss, grad_norm: float, length: int) -> None:
+        if task_loss is not None:
+            self.loss += task_loss.item()
+            self.loss_n += 1
+        if aux_loss is not None:
+            self.aux += aux_loss.item()
+            self.aux_n += 1
+        self.grad_norm += grad_norm
+        self.n += 1
+        self.length = length
+
+    def row(self) -> dict[str, float | int | None]:
+        return {
+            "train_length": self.length or None,
+            "train_loss": self.loss / self.loss_n if self.loss_n else None,
+            "grad_norm": self.grad_norm / self.n if self.n else None,
+            "train_aux_loss": self.aux / self.aux_n if self.aux_n else None,
+        }
+
+
+def _postfix(best: dict[str, Any]) -> dict[str, str]:
+    return {} if best["value"] is None else {f"best_{best['metric']}": f"{best['value']:.4g}"}
+
+
+def _diverged(run: RunDir | None, what: str) -> TrainingDiverged:
+    if run is None:
+        return TrainingDiverged(f"{what}; no checkpoint (no run directory)")
+    return TrainingDiverged(f"{what}; the last good checkpoint is {run.latest_path}")
+
+
+def _open_run(config: TrainConfig, out_dir: str | Path | None, resume: bool, setup: Setup) -> RunDir | None:
+    """Create the run directory, or check that the one to resume matches ``config``."""
+    if out_dir is None:
+        if resume:
+            raise ValueError("resume=True needs the run directory (out_dir / --out)")
+        return None
+    if not resume:
+        return RunDir.create(out_dir, config.to_dict(), setup.columns())
+    run = RunDir(out_dir)
+    saved = run.read_config()
+    if not run.latest_path.is_file():
+        raise FileNotFoundError(f"cannot resume {out_dir}: no {run.latest_path.name}")
+    mine = config.to_dict()
+    differ = sorted(k for k in set(saved) | set(mine) if saved.get(k) != mine.get(k) and k not in RESUMABLE_CHANGES)
+    if differ:
+        raise ValueError(
+            f"cannot resume {out_dir} with a different config: {', '.join(differ)} differ "
+            f"(only {', '.join(RESUMABLE_CHANGES)} may change)"
+        )
+    write_json(run.config_path, mine)
+    return run
+
+
+def _tensorboard(run: RunDir | None, purge_from: int | None):
+    if run is None:
+        return None
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(str(run.tensorboard_path), purge_step=None if purge_from is None else purge_from + 1)
+
+
+def load_model(run_dir: str | Path, which: str = "best", device: str = "cpu") -> tuple[SequenceModel, TrainConfig]:
+    """The model of a finished run (``which``: ``"best"`` or ``"latest"``) and its config."""
+    check_choice("which", which, ("best", "latest"))
+    run = RunDir(run_dir)
+    config = TrainConfig.from_dict(run.read_config())
+    model = build_model(config, make_task(config.task, config.task_kwargs)).to(device)
+    path = run.best_path if which == "best" and run.best_path.is_file() else run.latest_path
+    model.load_state_dict(load_checkpoint(path, map_location=device)["model"])
+    return model, config
