@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -98,7 +98,15 @@ class CharStreamTask(SequenceTask):
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> SequenceBatch:
         """``batch_size`` windows at uniform random starts in ``[0, n - seq_len - 1]``."""
-        starts = rng.integers(0, len(self.text) - self.seq_len, size=batch_size)
+        return self._windows(rng.integers(0, len(self.text) - self.seq_len, size=batch_size))
+
+    def sample_each(self, rngs: Sequence[np.random.Generator]) -> SequenceBatch:
+        """One window per generator (equal to ``sample(1, rng)`` each), laid out in one pass."""
+        high = len(self.text) - self.seq_len
+        return self._windows(np.array([rng.integers(0, high, size=1)[0] for rng in rngs], dtype=np.int64))
+
+    def _windows(self, starts: np.ndarray) -> SequenceBatch:
+        batch_size = len(starts)
         window = self.text[starts[None, :] + np.arange(self.seq_len + 1)[:, None]].astype(np.int64)
         return SequenceBatch(window[:-1], window[1:], np.ones((self.seq_len, batch_size), dtype=bool))
 

@@ -7,7 +7,7 @@ demand is the whole image: the label depends on pixels hundreds of steps back.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -86,6 +86,12 @@ class PixelSequenceTask(SequenceTask):
     def sample(self, batch_size: int, rng: np.random.Generator) -> SequenceBatch:
         """``batch_size`` images of the task's split drawn uniformly with replacement."""
         idx = rng.integers(0, len(self.data.labels[self.split]), size=batch_size)
+        return self.episodes(self.data.images[self.split][idx], self.data.labels[self.split][idx])
+
+    def sample_each(self, rngs: Sequence[np.random.Generator]) -> SequenceBatch:
+        """One episode per generator (equal to ``sample(1, rng)`` each), laid out in one pass."""
+        n = len(self.data.labels[self.split])
+        idx = np.array([rng.integers(0, n, size=1)[0] for rng in rngs], dtype=np.int64)
         return self.episodes(self.data.images[self.split][idx], self.data.labels[self.split][idx])
 
     def iterate(self, split: Split | None = None, batch_size: int = 256) -> Iterator[SequenceBatch]:
