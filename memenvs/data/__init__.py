@@ -96,10 +96,16 @@ def available(env_id: str, **kwargs: Any) -> bool:
         if not memenvs.data.available(env_id):
             pytest.skip("needs user data")
     """
-    from memenvs.core import make_task
+    import gymnasium as gym
 
+    from memenvs.core import list_ids, make_task, resolve_id
+
+    env_id = resolve_id(env_id)
     try:
-        make_task(env_id, **kwargs)
+        if env_id in list_ids("tasks"):
+            make_task(env_id, **kwargs)
+        else:
+            gym.make(env_id, **kwargs).close()
     except FileNotFoundError:
         return False
     return True
