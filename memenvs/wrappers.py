@@ -75,7 +75,7 @@ def _flatten_batch(space: spaces.Space, batch: Any) -> np.ndarray:
     return np.stack([spaces.flatten(space, row).astype(np.float32) for row in rows])
 
 
-class PreviousAction(gym.Wrapper):
+class PreviousAction(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Adds the previous action and an is-first-step flag to the observation.
 
     ## Observation Space
@@ -96,7 +96,8 @@ class PreviousAction(gym.Wrapper):
     """
 
     def __init__(self, env: gym.Env, flatten: bool = False) -> None:
-        super().__init__(env)
+        gym.utils.RecordConstructorArgs.__init__(self, flatten=flatten)  # lets env.spec rebuild it
+        gym.Wrapper.__init__(self, env)
         _check_action_space(env.action_space)
         self.flatten = check_bool("flatten", flatten)
         inner, actions = env.observation_space, env.action_space
@@ -113,7 +114,8 @@ class PreviousAction(gym.Wrapper):
 
     def step(self, action: Any):
         obs, reward, terminated, truncated, info = self.env.step(action)
-        prev = np.asarray(action, dtype=self.env.action_space.dtype)
+        space = self.env.action_space
+        prev = np.int64(action) if isinstance(space, spaces.Discrete) else np.asarray(action, dtype=space.dtype)
         return self._wrap(obs, prev, False), reward, terminated, truncated, info
 
 
