@@ -64,8 +64,13 @@ class MemoryChainTask(SequenceTask):
         self.max_length = self.memory_length + 1
 
     def _draw(self, batch_size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """The random content of episodes: context bits ``[B, num_bits]``, asked bit ``[B]``."""
-        return rng.integers(0, 2, size=(batch_size, self.num_bits)), rng.integers(0, self.num_bits, size=batch_size)
+        """The random content of episodes: context bits ``[B, num_bits]``, asked bit ``[B]``.
+
+        Both come from one generator call (uniforms thresholded / scaled), which keeps the vector
+        env's per-env restarts cheap.
+        """
+        u = rng.random((batch_size, self.num_bits + 1))
+        return (u[:, :-1] < 0.5).astype(np.int64), (u[:, -1] * self.num_bits).astype(np.int64)
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> SequenceBatch:
         return self._episodes(*self._draw(batch_size, rng))

@@ -55,6 +55,12 @@ def _reference(corridor_length: int, max_steps: int) -> ReferenceScores:
     return ReferenceScores(random=random_policy_return(corridor_length, max_steps), memoryless=0.0, optimal=1.0)
 
 
+def _draw_cue(rng: np.random.Generator) -> int:
+    """0 (up) or 1 (down), equally likely; ``random()`` is the cheapest generator call, which
+    matters when a vector env restarts many episodes one generator at a time."""
+    return int(rng.random() < 0.5)
+
+
 def _observations(cue: np.ndarray, show_cue: np.ndarray, at_junction: np.ndarray) -> np.ndarray:
     obs = np.zeros((cue.shape[0], OBS_SIZE), dtype=np.float32)
     obs[np.arange(cue.shape[0]), cue] = show_cue
@@ -127,7 +133,7 @@ class TMazeEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        self._cue = int(self.np_random.integers(2))
+        self._cue = _draw_cue(self.np_random)
         self._pos = 0
         self._t = 0
         self._done = False
@@ -197,7 +203,7 @@ class TMazeVectorEnv(VectorEnv):
 
     def _new_episodes(self, envs: np.ndarray) -> None:
         for i in envs:
-            self._cue[i] = self._rngs[i].integers(2)
+            self._cue[i] = _draw_cue(self._rngs[i])
         self._pos[envs] = 0
         self._t[envs] = 0
 
