@@ -83,7 +83,7 @@ def _optional_number(text: str, flag: str, kind: type) -> Any:
 _PLAIN = (
     "task", "cell", "hidden_size", "encoder", "embedding_dim", "readout_hidden", "dropout", "updates",
     "batch_size", "optimizer", "lr", "seed", "aux", "aux_weight", "aux_pretrain_updates", "budget_weight",
-    "eval_every", "eval_batches", "eval_batch_size", "eval_split", "best_metric", "target_metric",
+    "eval_every", "eval_batches", "eval_batch_size", "eval_split", "eval_carry_state", "best_metric", "target_metric",
     "target_value", "device",
 )
 
@@ -172,6 +172,7 @@ def _add_train(subparsers) -> None:
     g.add_argument("--eval-batches", type=int, help="default 10")
     g.add_argument("--eval-batch-size", type=int, help="default 100")
     g.add_argument("--eval-split", help="evaluate on task.iterate(SPLIT) instead of a held-out random stream")
+    g.add_argument("--eval-carry-state", action="store_const", const=True, help="carry the state across evaluation batches (streamed text splits)")
     g.add_argument("--best-metric", help="metric selecting best.pt; default loss")
     g.add_argument("--target-metric", help="stop early when this metric reaches --target-value")
     g.add_argument("--target-value", type=float)

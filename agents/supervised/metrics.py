@@ -122,8 +122,8 @@ class MetricAccumulator:
         self.episodes += len(returns)
 
     def add_compute(self, updated: float, total: float) -> None:
-        """Add a time-gated cell's compute report: ``updated`` (unit, step) pairs out of ``total``
-        (``T·B·H``), as returned by :func:`agents.losses.budget.update_counts`."""
+        """Add a time-gated cell's compute report: ``updated`` (unit, step, sample) updates out of
+        ``total = T·B·H``; ``updated_fraction`` is their ratio over all evaluation batches."""
         self._gated = True
         self.updated_units += float(updated)
         self.unit_steps += float(total)

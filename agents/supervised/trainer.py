@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 
 import memenvs
 from agents.cells.base import CELLS
-from agents.losses.budget import budget_loss, update_counts
+from agents.losses.budget import budget_loss
 from agents.models import ENCODERS, SequenceModel, count_parameters
 from agents.supervised.metrics import (
     LOSS_METRIC,
@@ -104,6 +104,9 @@ class TrainConfig:
         eval_batches: evaluation batches; with ``eval_split``, at most this many (0 = whole split).
         eval_batch_size: sequences per evaluation batch.
         eval_split: None (held-out random stream) or a split name of ``task.iterate``.
+        eval_carry_state: carry the recurrent state from one evaluation batch to the next (for
+            splits streamed as contiguous columns, e.g. ``CharStreamTask.iterate``: the standard
+            BPC evaluation); False treats every batch as fresh episodes.
         best_metric: the evaluation metric that selects ``best.pt`` (``"loss"`` = ce or mse).
         target_metric, target_value: stop early once the metric reaches the value (``<=`` for
             ce/bpc/mse/loss, ``>=`` otherwise).
@@ -136,6 +139,7 @@ class TrainConfig:
     eval_batches: int = 10
     eval_batch_size: int = 100
     eval_split: str | None = None
+    eval_carry_state: bool = False
     best_metric: str = "loss"
     target_metric: str | None = None
     target_value: float | None = None
@@ -189,6 +193,8 @@ class TrainConfig:
         self.eval_batch_size = check_int("eval_batch_size", self.eval_batch_size, low=1)
         if self.eval_split is not None and (not isinstance(self.eval_split, str) or not self.eval_split):
             raise ValueError(f"eval_split={self.eval_split!r} must be None or a split name")
+        if not isinstance(self.eval_carry_state, bool):
+            raise ValueError(f"eval_carry_state={self.eval_carry_state!r} must be True or False")
         if not isinstance(self.best_metric, str):
             raise ValueError(f"best_metric={self.best_metric!r} must be a metric name")
         if (self.target_metric is None) != (self.target_value is None):
@@ -396,19 +402,30 @@ def evaluation_batches(setup: Setup) -> Iterator[SequenceBatch]:
 
 
 @torch.no_grad()
-def evaluate(model: SequenceModel, task: SequenceTask, batches: Iterable[SequenceBatch], device: torch.device | str) -> dict[str, float]:
+def evaluate(
+    model: SequenceModel,
+    task: SequenceTask,
+    batches: Iterable[SequenceBatch],
+    device: torch.device | str,
+    carry_state: bool = False,
+) -> dict[str, float]:
     """Metrics of ``model`` over ``batches`` (see :mod:`agents.supervised.metrics`); the model is
-    put in eval mode for the duration (no dropout)."""
+    put in eval mode for the duration (no dropout). ``carry_state``: each batch starts from the
+    previous batch's final state (streamed splits) instead of the initial state."""
     was_training = model.training
     model.eval()
     acc = MetricAccumulator(task.target_kind)
+    state = None
     try:
         for batch in batches:
             inputs, targets, mask = to_tensors(batch, device)
-            outputs, _ = model(inputs)
+            outputs, final = model(inputs, state)
+            state = final if carry_state else None
             acc.add(outputs, targets, mask, task, batch)
-            if model.cell.gate_openness is not None:
-                acc.add_compute(*update_counts(model.cell))
+            gates = model.cell.gate_openness
+            if gates is not None and model.cell.update_count is not None:
+                # update_count is per sequence (averaged over the batch; see agents/cells/plstm.py)
+                acc.add_compute(float(model.cell.update_count) * gates.shape[1], gates.numel())
     finally:
         model.train(was_training)
     return acc.result(task.reference_scores())
@@ -501,7 +518,7 @@ def train(
 
     def log_evaluation(update: int, sums: _Sums) -> bool:
         """Evaluate, append a metrics row (CSV + TensorBoard), checkpoint; True if the target is met."""
-        metrics = evaluate(model, setup.task, evaluation_batches(setup), device)
+        metrics = evaluate(model, setup.task, evaluation_batches(setup), device, config.eval_carry_state)
         row = {"update": update, "wall_time": time.perf_counter() - t0, **sums.row(),
                **{f"eval_{k}": v for k, v in metrics.items()}}
         last_eval.update(update=update, metrics=metrics)

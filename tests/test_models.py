@@ -1,0 +1,180 @@
+"""SequenceModel: encoders, shapes, and truncated BPTT semantics (gradients w.r.t. inputs)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import memenvs
+from agents.cells.base import CELLS, RecurrentCell
+from agents.models import OneHotEncoder, SequenceModel, count_parameters, make_encoder
+
+
+class TinyRNN(RecurrentCell):
+    """h_t = tanh(W [x_t; h_{t-1}] + b), written here so these tests do not depend on agents/cells."""
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__(input_size, hidden_size)
+        self.lin = nn.Linear(input_size + hidden_size, hidden_size)
+
+    def initial_state(self, batch_size, device=None):
+        return torch.zeros(batch_size, self.hidden_size, device=device, dtype=self.dtype)
+
+    def step(self, x, h):
+        h = torch.tanh(self.lin(torch.cat([x, h], -1)))
+        return h, h
+
+
+class TinyGated(TinyRNN):
+    """A tanh RNN that reports a (fake) time gate so the chunked bookkeeping can be checked."""
+
+    def forward(self, inputs, state=None, resets=None):
+        out, state = self._loop(inputs, state, resets)
+        T, B = inputs.shape[:2]
+        self.gate_openness = torch.full((T, B, self.hidden_size), 0.5)
+        self.update_count = torch.tensor(float(T * self.hidden_size))  # per sequence
+        return out, state
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models: one intra-op thread avoids OpenMP spin-waiting on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def tiny_cells(monkeypatch):
+    monkeypatch.setitem(CELLS, "tiny", f"{__name__}:TinyRNN")
+    monkeypatch.setitem(CELLS, "tiny-gated", f"{__name__}:TinyGated")
+
+
+def real_model(features: int = 2, hidden: int = 5, cell: str = "tiny") -> SequenceModel:
+    torch.manual_seed(0)
+    return SequenceModel("real", features, 1, cell=cell, hidden_size=hidden)
+
+
+# -- encoders and shapes -------------------------------------------------------------------------
+
+
+def test_onehot_encoder_equals_identity_rows():
+    ids = torch.tensor([[0, 3], [2, 1]])
+    encoded = OneHotEncoder(4)(ids)
+    np.testing.assert_array_equal(encoded.numpy(), np.eye(4, dtype=np.float32)[ids.numpy()])
+
+
+def test_encoders_chosen_by_input_kind():
+    assert isinstance(make_encoder("symbols", 10)[0], OneHotEncoder)
+    emb, width = make_encoder("symbols", 256, "embedding")
+    assert isinstance(emb, nn.Embedding) and width == 128
+    ident, width = make_encoder("real", 3)
+    assert isinstance(ident, nn.Identity) and width == 3
+    lin, width = make_encoder("real", 3, "linear", embedding_dim=7)
+    assert isinstance(lin, nn.Linear) and width == 7
+
+
+@pytest.mark.parametrize(
+    "kind, encoder, dim, words",
+    [
+        ("real", "onehot", None, "encoder='onehot'"),
+        ("symbols", "linear", None, "encoder='linear'"),
+        ("symbols", "onehot", 8, "embedding_dim=8"),
+        ("symbols", "conv", None, "encoder='conv'"),
+        ("symbols", "embedding", 0, "embedding_dim=0"),
+    ],
+)
+def test_bad_encoder_options_name_the_parameter(kind, encoder, dim, words):
+    with pytest.raises(ValueError, match=words):
+        make_encoder(kind, 4, encoder, dim)
+
+
+def test_forward_shapes_for_a_copy_task():
+    task = memenvs.make_task("copy", delay=4, length=2)
+    model = SequenceModel.for_task(task, cell="tiny", hidden_size=6)
+    batch = task.sample(3, np.random.default_rng(0))
+    out, state = model(torch.as_tensor(batch.inputs))
+    assert out.shape == (task.max_length, 3, task.num_outputs)
+    assert state.shape == (3, 6)
+    # one-hot (no parameters) + cell + linear readout
+    assert count_parameters(model) == (task.num_inputs + 6) * 6 + 6 + 6 * task.num_outputs + task.num_outputs
+
+
+def test_wrong_input_type_is_a_value_error():
+    model = SequenceModel("symbols", 4, 3, cell="tiny", hidden_size=3)
+    with pytest.raises(ValueError, match="integer tensor"):
+        model(torch.zeros(5, 2))
+
+
+def test_two_layer_readout_and_dropout_validation():
+    model = SequenceModel("real", 2, 3, cell="tiny", hidden_size=4, readout_hidden=8, dropout=0.5)
+    assert [type(m) for m in model.readout] == [nn.Linear, nn.ReLU, nn.Dropout, nn.Linear]
+    with pytest.raises(ValueError, match="dropout"):
+        SequenceModel("real", 2, 3, cell="tiny", hidden_size=4, dropout=0.5)
+
+
+# -- truncated BPTT --------------------------------------------------------------------------------
+
+
+def input_grad(model: SequenceModel, T: int, loss_step: int, tbptt: int | None) -> torch.Tensor:
+    torch.manual_seed(1)
+    x = torch.randn(T, 2, 2, requires_grad=True)
+    out, _ = model(x, tbptt=tbptt)
+    out[loss_step].sum().backward()
+    return x.grad.abs().sum(dim=(1, 2))  # [T]
+
+
+def test_tbptt_zero_input_gradient_beyond_last_n_steps():
+    model, T, N = real_model(), 12, 5
+    truncated = input_grad(model, T, T - 1, tbptt=N)
+    assert torch.all(truncated[: T - N] == 0)  # exactly zero, not just small
+    assert torch.all(truncated[T - N :] > 0)
+    full = input_grad(model, T, T - 1, tbptt=None)
+    assert torch.all(full[: T - N] > 0)  # without truncation the early inputs do get gradient
+    # Inside the window truncation changes nothing: the same chain rule over the same steps.
+    torch.testing.assert_close(truncated[T - N :], full[T - N :])
+
+
+def test_tbptt_chunks_are_aligned_to_the_end():
+    model, T, N = real_model(), 12, 5  # chunks: [0, 2), [2, 7), [7, 12)
+    grads = input_grad(model, T, loss_step=5, tbptt=N)  # loss inside the middle chunk
+    nonzero = torch.nonzero(grads).squeeze(1).tolist()
+    assert nonzero == [2, 3, 4, 5]  # its chunk up to the loss step, nothing before step 2
+    grads = input_grad(model, T, loss_step=1, tbptt=N)  # loss inside the short first chunk
+    assert torch.nonzero(grads).squeeze(1).tolist() == [0, 1]
+
+
+def test_tbptt_does_not_change_forward_values():
+    model = real_model()
+    x = torch.randn(11, 3, 2)
+    full, state_full = model(x)
+    chunked, state_chunked = model(x, tbptt=4)
+    torch.testing.assert_close(chunked, full)
+    torch.testing.assert_close(state_chunked, state_full)
+
+
+def test_grad_steps_skip_graphs_of_unscored_chunks():
+    model, T, N = real_model(), 10, 3  # chunks [0,1), [1,4), [4,7), [7,10)
+    x = torch.randn(T, 2, 2, requires_grad=True)
+    scored = np.zeros(T, dtype=bool)
+    scored[-1] = True
+    out, _ = model(x, tbptt=N, grad_steps=scored)
+    full, _ = model(x)
+    torch.testing.assert_close(out, full)
+    out[-1].sum().backward()
+    assert torch.all(x.grad[: T - N] == 0) and torch.all(x.grad[T - N :].abs().sum(dim=(1, 2)) > 0)
+
+
+def test_tbptt_reports_gates_of_the_whole_sequence():
+    model = real_model(cell="tiny-gated", hidden=4)
+    model(torch.randn(10, 3, 2), tbptt=4)  # chunks of 2, 4, 4 steps
+    assert model.cell.gate_openness.shape == (10, 3, 4)
+    assert float(model.cell.update_count) == 10 * 4
+
+
+def test_tbptt_must_be_positive():
+    with pytest.raises(ValueError, match="tbptt=0"):
+        real_model()(torch.randn(3, 1, 2), tbptt=0)
