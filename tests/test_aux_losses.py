@@ -439,6 +439,7 @@ def library_cells():
 @pytest.mark.parametrize("name", library_cells())
 @pytest.mark.parametrize("mode", ["reconstruction", "prediction"])
 def test_every_library_cell(name, mode):
+    torch.set_default_dtype(torch.float32)  # the cells as users build them (the fixture restores)
     torch.manual_seed(12)
     cell = make_cell(name, I, 8)
     aux = make_aux(cell, mode, segment_length=3, decoder_hidden=8, num_anchors=2)
@@ -455,4 +456,4 @@ def test_every_library_cell(name, mode):
         anchors = torch.tensor([[6, 8]]) if mode == "reconstruction" else torch.tensor([[5, 1]])
         with torch.no_grad():
             value = aux(cell, encoded, targets, anchors=anchors).item()
-            assert value == pytest.approx(reference_loss(aux, cell, encoded, targets, anchors).item(), rel=1e-8)
+            assert value == pytest.approx(reference_loss(aux, cell, encoded, targets, anchors).item(), rel=1e-5)

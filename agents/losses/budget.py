@@ -36,25 +36,28 @@ def budget_loss(cell: RecurrentCell, weight: float) -> Tensor:
 
 
 def update_counts(cell: RecurrentCell) -> tuple[float, float]:
-    """``(updated, total)`` (unit, step) pairs of the last forward, summed over the batch.
+    """``(updated, total)`` (unit, step) pairs per sequence in the last forward.
 
-    ``updated`` is the cell's ``update_count`` (gate above the cell's threshold) and ``total`` the
-    number of gate entries. A cell without time gates updates every unit at every step, which is
-    reported as ``(1.0, 1.0)`` (no sizes are known for it). Sum both over a run for a compute report.
+    ``updated`` is the cell's ``update_count``: the (unit, step, sample) triples whose gate passed
+    the cell's own threshold, divided by the batch size (see :class:`agents.cells.plstm.
+    TimeGatedLSTM`); ``total`` is ``T · H``. Sum both over a run for a compute report. A cell
+    without time gates updates every unit at every step; its sizes are unknown here, so it reports
+    ``(1.0, 1.0)``, i.e. a fraction of 1.
     """
     openness = getattr(cell, "gate_openness", None)
     count = getattr(cell, "update_count", None)
     if openness is None or count is None:
         return 1.0, 1.0
-    return float(count), float(openness.numel())
+    steps, batch, units = openness.shape
+    return float(count), float(steps * units)
 
 
 def update_fraction(cell: RecurrentCell, threshold: float | None = None) -> float:
     """Fraction of the (unit, step) updates performed in the last forward (1.0 for ungated cells).
 
-    By default it uses the cell's own ``update_count`` (its own threshold); with ``threshold`` it
-    counts gate values strictly above ``threshold`` instead, e.g. to sweep the threshold ε ([U] in
-    the paper) after training.
+    By default it uses the cell's own ``update_count`` (its own threshold / rule); with
+    ``threshold`` it counts gate values strictly above ``threshold`` instead, e.g. to sweep the
+    threshold ε ([U] in the paper) after training.
     """
     openness = getattr(cell, "gate_openness", None)
     if threshold is not None:
