@@ -39,15 +39,14 @@ def parse_value(text: str) -> Any:
 
 
 def parse_kwargs(items: list[str] | None, flag: str) -> dict[str, Any]:
-    """Repeated ``key=value`` flags -> dict (ValueError naming the flag on a malformed item)."""
+    """Repeated ``key=value`` flags -> dict; a later flag overrides an earlier one for the same
+    key. ValueError naming the flag on a malformed item."""
     out: dict[str, Any] = {}
     for item in items or []:
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or not key.isidentifier():
             raise ValueError(f"{flag} {item!r} is malformed: expected key=value with a Python identifier as key")
-        if key in out:
-            raise ValueError(f"{flag} {key} is given twice")
         out[key] = parse_value(value)
     return out
 
