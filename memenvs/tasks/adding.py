@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from memenvs.core import ReferenceScores, SequenceBatch, SequenceTask, check_int, register_task
+from memenvs.core import ReferenceScores, SequenceBatch, SequenceTask, check_int, register_task, uniform_integers
 
 #: Variance of the sum of two U[0, 1] values: the MSE of always predicting 1.0 (PAPERS §1.4).
 BASELINE_MSE = 1.0 / 6.0
@@ -106,8 +106,8 @@ class AddingTask(SequenceTask):
     def _draw(self, batch_size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Values ``[B, T]`` and the marked steps in the first and second half ``[B]`` each."""
         values = rng.random((batch_size, self.seq_len))
-        first = rng.integers(0, self.half, size=batch_size)
-        second = rng.integers(self.half, self.seq_len, size=batch_size)
+        first = uniform_integers(rng, 0, self.half, batch_size)
+        second = uniform_integers(rng, self.half, self.seq_len, batch_size)
         return values, first, second
 
     def _episodes(self, values: np.ndarray, first: np.ndarray, second: np.ndarray) -> SequenceBatch:

@@ -16,6 +16,7 @@ from memenvs.core import (
     check_choice,
     check_int,
     register_task,
+    uniform_integers,
 )
 
 ScoreMode = Literal["recall", "all"]
@@ -77,9 +78,12 @@ class CopyTask(SequenceTask):
     def marker(self) -> int:
         return self.alphabet + 1
 
-    def _episodes(self, data: np.ndarray, delays: np.ndarray) -> SequenceBatch:
-        """Lay out episodes for data symbols ``data[B, length]`` with per-episode ``delays[B]``."""
+    def _episodes(self, data: np.ndarray, delays: np.ndarray | None = None) -> SequenceBatch:
+        """Lay out episodes for data symbols ``data[B, length]`` with per-episode ``delays[B]``
+        (default: the fixed ``delay``)."""
         B, L = data.shape
+        if delays is None:
+            delays = np.full(B, self.delay, dtype=np.int64)
         T = self.max_length
         lengths = delays + 2 * L
         steps = np.arange(T)[:, None]
@@ -95,10 +99,10 @@ class CopyTask(SequenceTask):
         mask = recall if self.score == "recall" else valid
         return SequenceBatch(inputs, targets, mask, lengths.astype(np.int64))
 
-    def _draw(self, batch_size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """The random content of ``batch_size`` episodes: data symbols ``[B, length]``, delays ``[B]``."""
-        data = rng.integers(1, self.alphabet + 1, size=(batch_size, self.length))
-        return data, np.full(batch_size, self.delay, dtype=np.int64)
+    def _draw(self, batch_size: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+        """The random content of ``batch_size`` episodes: data symbols ``[B, length]`` (and, for
+        variable delays, the delays ``[B]``)."""
+        return (uniform_integers(rng, 1, self.alphabet + 1, (batch_size, self.length)),)
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> SequenceBatch:
         return self._episodes(*self._draw(batch_size, rng))
@@ -169,11 +173,11 @@ class VariableCopyTask(CopyTask):
         )
 
     def _draw(self, batch_size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        data = rng.integers(1, self.alphabet + 1, size=(batch_size, self.length))
+        data = uniform_integers(rng, 1, self.alphabet + 1, (batch_size, self.length))
         if self.per_batch:
-            delays = np.full(batch_size, rng.integers(1, self.max_delay + 1), dtype=np.int64)
+            delays = np.repeat(uniform_integers(rng, 1, self.max_delay + 1, 1), batch_size)
         else:
-            delays = rng.integers(1, self.max_delay + 1, size=batch_size)
+            delays = uniform_integers(rng, 1, self.max_delay + 1, batch_size)
         return data, delays
 
     def _memoryless_guesses(self) -> tuple[np.ndarray, float]:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from memenvs.core import ReferenceScores, SequenceBatch, SequenceTask, check_int, register_task
+from memenvs.core import ReferenceScores, SequenceBatch, SequenceTask, check_int, register_task, uniform_integers
 
 
 class DenoiseTask(SequenceTask):
@@ -65,7 +65,7 @@ class DenoiseTask(SequenceTask):
 
     def _draw(self, batch_size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Data symbols ``[B, length]`` and their sorted distinct positions ``[B, length]``."""
-        data = rng.integers(1, self.alphabet + 1, size=(batch_size, self.length))
+        data = uniform_integers(rng, 1, self.alphabet + 1, (batch_size, self.length))
         # The first `length` entries of a uniform random permutation are a uniform random subset.
         keys = rng.random((batch_size, self.delay))
         positions = np.sort(np.argpartition(keys, self.length - 1, axis=1)[:, : self.length], axis=1)

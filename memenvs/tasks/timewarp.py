@@ -17,6 +17,7 @@ from memenvs.core import (
     check_choice,
     check_int,
     register_task,
+    uniform_integers,
 )
 
 WarpMode = Literal["uniform", "variable"]
@@ -98,13 +99,13 @@ class TimeWarpTask(SequenceTask):
     def _draw(self, batch_size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Run symbols ``[B, K]`` (consecutive ones differ) and run lengths ``[B, K]``."""
         A, K = self.alphabet, self._runs
-        first = rng.integers(0, A, size=(batch_size, 1))
-        shifts = rng.integers(1, A, size=(batch_size, K - 1))  # a shift in 1..A-1 never repeats
+        first = uniform_integers(rng, 0, A, (batch_size, 1))
+        shifts = uniform_integers(rng, 1, A, (batch_size, K - 1))  # a shift in 1..A-1 never repeats
         symbols = np.cumsum(np.concatenate([first, shifts], axis=1), axis=1) % A + 1
         if self.warp == "uniform":
             runs = np.full((batch_size, K), self.max_warp, dtype=np.int64)
         else:
-            runs = rng.integers(1, self.max_warp + 1, size=(batch_size, K))
+            runs = uniform_integers(rng, 1, self.max_warp + 1, (batch_size, K))
         return symbols, runs
 
     def _episodes(self, symbols: np.ndarray, runs: np.ndarray) -> SequenceBatch:
