@@ -341,7 +341,7 @@ class RecurrentPPO(OnPolicyAlgorithm):
 
                     budget = sum(budget_loss(cell, self.budget_coef) for cell in self.policy.cells)
                     loss = loss + budget
-                    logs["budget"].append(float(budget))
+                    logs["budget"].append(float(budget.detach()))
                 if self.aux_loss is not None:
                     features = evaluation.features
                     aux = self.aux_loss(

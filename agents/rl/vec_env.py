@@ -20,6 +20,7 @@ SAME_STEP envs report the terminal observation in ``info["final_obs"]``, which i
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import gymnasium as gym
@@ -219,7 +220,8 @@ def make_vec_env(
         venv = gym.make_vec(env_id, num_envs=n_envs, vectorization_mode="vector_entry_point", **env_kwargs)
         vec_env: VecEnv = VecMonitor(VectorEnvAdapter(venv))
     else:
-        vec_env = sb3_make_vec_env(env_id, n_envs=n_envs, env_kwargs=env_kwargs)
+        # A callable, not the id: SB3 would add render_mode='rgb_array', which memenvs rejects.
+        vec_env = sb3_make_vec_env(partial(gym.make, env_id), n_envs=n_envs, env_kwargs=env_kwargs)
     if seed is not None:
         vec_env.seed(seed)
     return vec_env
