@@ -14,7 +14,7 @@ from torch import nn
 
 import memenvs
 from agents.cells.base import CELLS, RecurrentCell
-from agents.supervised import TrainConfig, TrainingDiverged, build, train
+from agents.supervised import TrainConfig, TrainingDiverged, build, evaluate, load_model, train
 from agents.supervised.metrics import MetricAccumulator, sequence_loss, to_tensors
 from agents.supervised.runs import load_checkpoint
 from memenvs.tasks.copy import CopyTask
@@ -81,6 +81,20 @@ class NaNCopyTask(CopyTask):
             if NaNCopyTask.calls >= NaNCopyTask.nan_at:
                 batch.inputs[:] = np.nan
         return batch
+
+
+class SplitCopyTask(CopyTask):
+    """Copy task with a fixed "dataset" split served by ``iterate`` (records what was asked)."""
+
+    requests: list = []
+    served = 0
+
+    def iterate(self, split, batch_size):
+        SplitCopyTask.requests.append((split, batch_size))
+        rng = np.random.default_rng(99)
+        for _ in range(3):
+            SplitCopyTask.served += 1
+            yield self.sample(batch_size, rng)
 
 
 @pytest.fixture(autouse=True)
@@ -369,3 +383,34 @@ def test_target_metric_stops_early():
     summary = train(small(target_metric="loss", target_value=100.0, updates=50), progress=False)
     assert summary["status"] == "target_reached"
     assert summary["updates"] == 2 and summary["target"]["reached_at"] == 2
+
+
+def test_eval_split_evaluates_on_task_iterate(tmp_path):
+    SplitCopyTask.requests, SplitCopyTask.served = [], 0
+    config = small(task=f"{MODULE}:SplitCopyTask", eval_split="validation", eval_batches=2, updates=2)
+    summary = train(config, out_dir=tmp_path / "run", progress=False)
+    assert set(SplitCopyTask.requests) == {("validation", 4)}
+    assert SplitCopyTask.served == 2 * len(SplitCopyTask.requests)  # eval_batches caps the split
+    model, loaded = load_model(tmp_path / "run", "latest")
+    assert loaded == config
+    task = SplitCopyTask(**config.task_kwargs)
+    again = evaluate(model, task, list(task.iterate("validation", 4))[:2], "cpu")
+    assert again == pytest.approx(summary["final"]["metrics"])
+
+
+def test_carry_state_evaluates_a_split_sequence_like_the_whole():
+    """Evaluating the two halves of a sequence with carried state equals evaluating it whole."""
+    task = memenvs.make_task("copy", delay=4, length=2, score="all")
+    model = build(small(task_kwargs={"delay": 4, "length": 2, "score": "all"})).model
+    whole = task.sample(3, np.random.default_rng(5))
+
+    def part(steps):
+        return type(whole)(whole.inputs[steps], whole.targets[steps], whole.mask[steps])
+
+    halves = [part(slice(0, 3)), part(slice(3, None))]
+    full = evaluate(model, task, [whole], "cpu")
+    carried = evaluate(model, task, halves, "cpu", carry_state=True)
+    fresh = evaluate(model, task, halves, "cpu", carry_state=False)
+    assert carried["ce"] == pytest.approx(full["ce"], rel=1e-6)
+    assert carried["accuracy"] == pytest.approx(full["accuracy"])
+    assert fresh["ce"] != pytest.approx(full["ce"], rel=1e-6)

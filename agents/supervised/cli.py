@@ -114,6 +114,12 @@ def run_train(args: argparse.Namespace) -> int:
     from agents.supervised.trainer import TrainConfig, TrainingDiverged, train
 
     given = config_overrides(args)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads {args.threads} must be >= 1")
+        import torch
+
+        torch.set_num_threads(args.threads)
     if args.resume:
         if args.out is None:
             raise ValueError("--resume needs --out DIR (the run to continue)")
@@ -176,6 +182,7 @@ def _add_train(subparsers) -> None:
     g.add_argument("--target-metric", help="stop early when this metric reaches --target-value")
     g.add_argument("--target-value", type=float)
     g.add_argument("--device", help="torch device; default cpu")
+    g.add_argument("--threads", type=int, help="torch intra-op threads (1 is fastest for small models on a busy CPU); not saved in the config")
     g.add_argument("--out", metavar="DIR", help="run directory; default runs/<task>-<cell>-s<seed>-<time>")
     g.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
