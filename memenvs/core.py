@@ -498,9 +498,11 @@ class TaskVectorEnv(VectorEnv):
         self._rngs = [seeding.np_random(None)[0] for _ in range(self.num_envs)]
         T, N = self.task.max_length, self.num_envs
         probe = self.task.sample(1, np.random.default_rng(0))
-        self._inputs = np.zeros((T, N) + probe.inputs.shape[2:], dtype=probe.inputs.dtype)
-        self._targets = np.zeros((T, N) + probe.targets.shape[2:], dtype=probe.targets.dtype)
-        self._mask = np.zeros((T, N), dtype=bool)
+        # One spare row past the longest episode, never scored: an env whose episode just ended
+        # (t == length <= T) can be indexed at step t without clipping.
+        self._inputs = np.zeros((T + 1, N) + probe.inputs.shape[2:], dtype=probe.inputs.dtype)
+        self._targets = np.zeros((T + 1, N) + probe.targets.shape[2:], dtype=probe.targets.dtype)
+        self._mask = np.zeros((T + 1, N), dtype=bool)
         self._lengths = np.zeros(N, dtype=np.int64)
         self._scored = np.ones(N, dtype=np.int64)
         self._t = np.zeros(N, dtype=np.int64)
@@ -510,15 +512,13 @@ class TaskVectorEnv(VectorEnv):
 
     def _new_episodes(self, envs: np.ndarray) -> None:
         b = self.task.sample_each([self._rngs[i] for i in envs])
-        self._inputs[:, envs] = b.inputs
-        self._targets[:, envs] = b.targets
-        self._mask[:, envs] = b.mask
+        T = self.task.max_length
+        self._inputs[:T, envs] = b.inputs
+        self._targets[:T, envs] = b.targets
+        self._mask[:T, envs] = b.mask
         self._lengths[envs] = b.lengths
         self._scored[envs] = np.maximum(b.mask.sum(axis=0), 1)
         self._t[envs] = 0
-
-    def _step_index(self) -> np.ndarray:
-        return np.minimum(self._t, self.task.max_length - 1)
 
     def reset(self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None):
         mask = None if options is None else options.get("reset_mask")  # Gymnasium's partial reset
@@ -532,7 +532,7 @@ class TaskVectorEnv(VectorEnv):
         self._new_episodes(envs)
         self._needs_reset[envs] = False
         self._started = True
-        obs = self._codec.encode(self._inputs[self._step_index(), self._cols])
+        obs = self._codec.encode(self._inputs[self._t, self._cols])
         obs[self._needs_reset] = 0
         return obs, {}
 
@@ -541,21 +541,20 @@ class TaskVectorEnv(VectorEnv):
             raise RuntimeError("call reset() before step()")
         actions = self._codec.check_actions(actions, self.num_envs)
         rewards = np.zeros(self.num_envs, dtype=np.float64)
-        restarting = np.flatnonzero(self._needs_reset)
-        active = ~self._needs_reset
         t = self._t
-        scored = active & self._mask[self._step_index(), self._cols]
-        idx = np.flatnonzero(scored)
-        if idx.size:
+        # Envs waiting for a restart sit at t == length, a step that is never scored.
+        scored = self._mask[t, self._cols]
+        if scored.any():
+            idx = np.flatnonzero(scored)
             targets = self._targets[t[idx], idx]
             preds = self._codec.predictions(actions[idx].reshape(targets.shape))
             rewards[idx] = self.task.step_reward(preds, targets, self._scored[idx])
-        self._t = t + active
-        terminated = active & (self._t >= self._lengths)
-        if restarting.size:
-            self._new_episodes(restarting)
+        self._t = t + 1
+        if self._needs_reset.any():
+            self._new_episodes(np.flatnonzero(self._needs_reset))  # their t becomes 0
+        terminated = self._t >= self._lengths
         self._needs_reset = terminated
-        obs = self._codec.encode(self._inputs[self._step_index(), self._cols])
+        obs = self._codec.encode(self._inputs[self._t, self._cols])
         if terminated.any():
             obs[terminated] = 0
         truncated = np.zeros(self.num_envs, dtype=bool)
@@ -563,12 +562,12 @@ class TaskVectorEnv(VectorEnv):
 
     def oracle_actions(self) -> np.ndarray:
         """Actions of a policy with perfect memory for the current step of every env."""
-        return self._codec.actions(self._targets[self._step_index(), self._cols])
+        return self._codec.actions(self._targets[self._t, self._cols])
 
     def memoryless_actions(self) -> np.ndarray:
         """Best memoryless actions for the current step of every env (envs at different steps
         are grouped by step index, since a memoryless prediction may depend on it)."""
-        t = self._step_index()
+        t = self._t
         preds = None
         for step in np.unique(t):
             envs = np.flatnonzero(t == step)
