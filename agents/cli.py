@@ -15,6 +15,7 @@ import sys
 COMMAND_MODULES = (
     "memenvs.catalog",
     "agents.supervised.cli",
+    "agents.rl.cli",
 )
 
 

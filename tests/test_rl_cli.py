@@ -1,0 +1,63 @@
+"""``memory-bench rl``: a tiny run writes its directory; bad flags fail in one line, leaving nothing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from agents.cli import main
+from agents.rl import RecurrentPPO
+
+TINY = [
+    "--env", "memenvs/MemoryChain-v0", "--env-kw", "memory_length=2", "--cell", "gru", "--timesteps", "64",
+    "--n-envs", "2", "--n-steps", "16", "--hidden-size", "8", "--net-arch", "8", "--eval-episodes", "4",
+    "--no-progress", "--threads", "1",
+]
+
+
+@pytest.fixture(autouse=True)
+def restore_threads():
+    """``--threads 1`` (the shared 2-core test machine) sets a process-wide torch setting."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_rl_run_writes_a_complete_run_directory(tmp_path, capsys) -> None:
+    assert main(["rl", *TINY, "--out", str(tmp_path / "run")]) == 0
+    run = tmp_path / "run"
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["timesteps"] == 64 and summary["eval"]["n_episodes"] == 4
+    assert json.loads((run / "config.json").read_text())["env_kwargs"] == {"memory_length": 2}
+    lines = (run / "progress.csv").read_text().splitlines()
+    assert "rollout/ep_rew_mean" in lines[0] and len(lines) == 1 + 64 // 32
+    assert any((run / "tensorboard").iterdir())
+    weights = torch.load(run / "policy.pt", weights_only=True)
+    loaded = RecurrentPPO.load(run / "model.zip", device="cpu")
+    for name, value in loaded.policy.state_dict().items():
+        torch.testing.assert_close(weights[name], value)
+    out = capsys.readouterr().out
+    assert "success rate" in out and str(run) in out
+
+
+@pytest.mark.parametrize(
+    "flags,message",
+    [
+        (["--cell", "nope"], "unknown cell 'nope'"),
+        (["--cell-kw", "bogus=1"], "bogus"),
+        (["--env-kw", "memory_length=0"], "memory_length=0"),
+        (["--env", "NoSuchEnv-v3"], "unknown task"),
+        (["--seq-len", "5"], "seq_len=5"),
+        (["--net-arch", "a,b"], "--net-arch 'a,b'"),
+        (["--env-kw", "oops"], "--env-kw 'oops' is malformed"),
+        (["--timesteps", "0"], "--timesteps=0"),
+    ],
+)
+def test_bad_flags_fail_in_one_line_and_leave_no_directory(tmp_path, capsys, flags, message) -> None:
+    out = tmp_path / "run"
+    assert main(["rl", *TINY, *flags, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("memory-bench rl: error:") and message in err and len(err.splitlines()) == 1
+    assert not out.exists()
