@@ -27,6 +27,10 @@ import memenvs  # noqa: F401  (registers the ids)
 #: (id, kwargs) pairs to benchmark; other modules' envs can be appended here.
 ENVS: list[tuple[str, dict[str, Any]]] = [
     ("memenvs/Copy-v0", {"delay": 100}),
+    ("memenvs/VariableCopy-v0", {}),
+    ("memenvs/Denoise-v0", {}),
+    ("memenvs/Adding-v0", {}),
+    ("memenvs/TimeWarp-v0", {}),
     # RL memory envs (issue 5); StatelessCartPole has no native vector env, so it is not listed.
     ("memenvs/TMaze-v0", {}),
     ("memenvs/MemoryChain-v0", {}),

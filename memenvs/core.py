@@ -13,7 +13,8 @@ data.
 
 Seeding rule: env ``i`` of a vector env reset with ``seed=s`` draws exactly the episodes that a
 single :class:`TaskEnv` reset with ``seed=s + i`` draws (the same rule as Gymnasium's
-``SyncVectorEnv``).
+``SyncVectorEnv``); both draw an episode as ``task.sample(1, rng)`` from a generator seeded like
+``np.random.default_rng(seed)``, so ``reset(seed=s)`` plays ``task.sample(1, default_rng(s))``.
 
 This module depends on numpy and gymnasium only (never torch).
 """
@@ -165,8 +166,11 @@ class SequenceTask:
 
     Subclasses set the class attributes, validate their kwargs in ``__init__`` (via the
     ``check_*`` helpers, storing them with :meth:`_store_kwargs`) and implement
-    :meth:`sample` and :meth:`reference_scores`. Real-valued targets also override
-    :meth:`step_reward`.
+    :meth:`sample`, :meth:`reference_scores` and :meth:`memoryless_prediction`. Real-valued
+    targets also override :meth:`step_reward`. For a fast vector env, override
+    :meth:`sample_each` (the task files under ``memenvs/tasks/`` split ``sample`` into a
+    per-generator ``_draw`` and a vectorised ``_episodes`` layout for this) and draw integers
+    with :func:`uniform_integers`.
 
     Class attributes:
         input_kind: ``"symbols"`` (inputs are int ids in ``[0, num_inputs)``) or ``"real"``

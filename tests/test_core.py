@@ -118,6 +118,22 @@ def test_check_helpers(check: Any, args: tuple, message: str) -> None:
         check(*args)
 
 
+@pytest.mark.parametrize(("low", "high"), [(0, 2), (1, 9), (-3, 4), (5, 6)])
+def test_uniform_integers(low: int, high: int) -> None:
+    """Every value of [low, high) is drawn with probability 1/(high - low) (4 standard errors),
+    nothing outside, and the same generator state gives the same draws."""
+    n = 60_000
+    draws = memenvs.core.uniform_integers(np.random.default_rng(0), low, high, (n // 4, 4))
+    assert draws.dtype == np.int64 and draws.shape == (n // 4, 4)
+    assert draws.min() == low and draws.max() == high - 1
+    k = high - low
+    counts = np.bincount((draws - low).ravel(), minlength=k)
+    p = 1 / k
+    np.testing.assert_allclose(counts / n, p, atol=4 * np.sqrt(p * (1 - p) / n) + 1e-12)
+    again = memenvs.core.uniform_integers(np.random.default_rng(0), low, high, (n // 4, 4))
+    np.testing.assert_array_equal(draws, again)
+
+
 def test_concat_batches() -> None:
     task = memenvs.make_task("VariableCopy-v0", max_delay=5, length=2)
     a, b = task.sample(2, np.random.default_rng(0)), task.sample(3, np.random.default_rng(1))
