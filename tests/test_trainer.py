@@ -257,7 +257,7 @@ def test_optimizer_settings():
 def test_overfits_one_fixed_copy_batch():
     config = small(
         task=f"{MODULE}:FixedCopyTask", task_kwargs={"delay": 2, "length": 2, "alphabet": 3},
-        hidden_size=16, lr=0.05, updates=150, eval_every=150, batch_size=3, eval_batch_size=3, eval_batches=1,
+        hidden_size=32, lr=0.02, updates=150, eval_every=150, batch_size=3, eval_batch_size=3, eval_batches=1,
     )
     summary = train(config, progress=False)
     assert summary["final"]["metrics"]["ce"] < 0.05
