@@ -8,7 +8,9 @@ with the characteristic time ``1 / (1 - g)`` steps. The chrono rule spreads thes
   (then ``1 / (1 - sigmoid(b_f)) = 1 + exp(b_f)`` lies in ``[2, t_max]``);
 * GRU as in PyTorch (gate order r, z, n; ``h' = (1 - z) * n + z * h``, so ``z`` is the *keep*
   gate): ``b_z = +log(U[1, t_max - 1])``, all other biases 0;
-* JANET (forget gate only, ``h' = f * h + (1 - f) * tanh(...)``): ``b_f = log(U[1, t_max - 1])``.
+* JANET (forget gate only, ``h' = f * h + (1 - f) * tanh(...)``): ``b_f = log(U[1, t_max - 1])``;
+* gated RNN (``h' = g * tanh(...) + (1 - g) * h``, ``g`` lets new values in):
+  ``b_g = -log(U[1, t_max - 1])``.
 
 PyTorch's recurrent layers add two bias vectors (``bias_ih`` and ``bias_hh``); the chrono biases
 go on ``bias_ih`` and ``bias_hh`` is zeroed, so the sum is exactly the drawn value (filling both
@@ -63,9 +65,9 @@ def _bias_pairs(module: nn.Module) -> Iterator[tuple[Tensor, Tensor, int]]:
 def chrono_init(module: nn.Module, t_max: float, generator: torch.Generator | None = None) -> nn.Module:
     """Chrono-initialise the gate biases of ``module`` in place and return it.
 
-    Works on this package's ``lstm``, ``gru`` and ``janet`` cells and on ``nn.LSTM`` / ``nn.GRU``
-    (every layer and both directions) and ``nn.LSTMCell`` / ``nn.GRUCell``. Weights are left as
-    they are.
+    Works on this package's ``lstm``, ``gru``, ``janet`` and ``gated-rnn`` cells, on ``nn.LSTM`` /
+    ``nn.GRU`` (every layer and both directions) and on ``nn.LSTMCell`` / ``nn.GRUCell``. Weights
+    are left as they are.
 
     Args:
         module: the layer to initialise.
@@ -78,14 +80,16 @@ def chrono_init(module: nn.Module, t_max: float, generator: torch.Generator | No
     from agents.cells.gru import GRUCell
     from agents.cells.janet import JANETCell
     from agents.cells.lstm import LSTMCell
+    from agents.cells.rnn import GatedRNNCell
 
     if isinstance(module, (LSTMCell, GRUCell)):
         target: nn.Module = module.rnn
-    elif isinstance(module, JANETCell):
+    elif isinstance(module, (JANETCell, GatedRNNCell)):
         h = module.hidden_size
         b = chrono_bias(h, t_max, generator)
         module.bias.zero_()
-        module.bias[:h] = b.to(module.bias)  # gate order (f, candidate)
+        # Gate order (gate, candidate); JANET's f keeps the state, the gated RNN's g lets new in.
+        module.bias[:h] = (b if isinstance(module, JANETCell) else -b).to(module.bias)
         return module
     else:
         target = module
@@ -94,7 +98,7 @@ def chrono_init(module: nn.Module, t_max: float, generator: torch.Generator | No
     elif isinstance(target, (nn.GRU, nn.GRUCell)):
         kind = "gru"
     else:
-        allowed = "the lstm/gru/janet cells, nn.LSTM, nn.GRU, nn.LSTMCell, nn.GRUCell"
+        allowed = "the lstm/gru/janet/gated-rnn cells, nn.LSTM, nn.GRU, nn.LSTMCell, nn.GRUCell"
         raise ValueError(f"chrono_init does not support {type(module).__name__}: allowed are {allowed}")
     for bias_ih, bias_hh, h in _bias_pairs(target):
         b = chrono_bias(h, t_max, generator).to(bias_ih)

@@ -15,7 +15,7 @@ from agents.cells import make_cell
 from agents.cells.gru import GRUCell
 from agents.cells.janet import JANETCell
 from agents.cells.lstm import LSTMCell
-from agents.cells.rnn import RNNCell
+from agents.cells.rnn import GatedRNNCell, LeakyRNNCell, RNNCell
 from agents.init import chrono_bias, chrono_init
 
 I, H, T, B = 3, 5, 7, 4
@@ -310,7 +310,7 @@ def decay_time_constants(cell, state, steps: int = 10) -> torch.Tensor:
     return 1.0 / (1.0 - factor)
 
 
-@pytest.mark.parametrize("name", ["lstm", "gru", "janet"])
+@pytest.mark.parametrize("name", ["lstm", "gru", "janet", "gated-rnn"])
 def test_chrono_time_constants(name):
     """The time constants implied by the chrono biases are spread over [2, t_max].
 
@@ -319,16 +319,19 @@ def test_chrono_time_constants(name):
     t_max = 60.0
     torch.manual_seed(0)
     hidden = 64
-    kwargs = {"janet": {"t_max": t_max}}.get(name, {"init": "chrono", "t_max": t_max})
+    kwargs = {"t_max": t_max} if name in ("janet", "gated-rnn") else {"init": "chrono", "t_max": t_max}
     cell = make_cell(name, I, hidden, **kwargs).double()
     ones = torch.ones(1, hidden, dtype=torch.float64)
     state = (torch.zeros_like(ones), ones) if name == "lstm" else ones
     tau = decay_time_constants(cell, state)
     assert (tau >= 2 - 1e-6).all() and (tau <= t_max + 1e-6).all()
     assert tau.max() > t_max / 2 and tau.min() < t_max / 4
-    bias = (cell.bias if name == "janet" else cell.bias_ih).detach()[: 2 * hidden]
-    gate_bias = bias[hidden:] if name in ("lstm", "gru") else bias[:hidden]
-    torch.testing.assert_close(tau, 1 + gate_bias.exp())
+    if name in ("lstm", "gru"):
+        gate_bias = cell.bias_ih.detach()[hidden : 2 * hidden]
+    else:
+        gate_bias = cell.bias.detach()[:hidden]
+    # The gated RNN's gate weights the new value: the opposite sign of a keep gate.
+    torch.testing.assert_close(tau, 1 + (-gate_bias if name == "gated-rnn" else gate_bias).exp())
 
 
 def test_chrono_rejects_bad_arguments():
@@ -351,3 +354,73 @@ def test_chrono_rejects_bad_arguments():
         make_cell("rnn", I, H, recurrent_init="eye")
     with pytest.raises(ValueError, match="peepholes"):
         make_cell("lstm", I, H, peepholes="yes")
+
+
+# -- the chrono paper's leaky and gated RNNs (issue 9) ----------------------------------------
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"nonlinearity": "relu", "layer_norm": True}])
+def test_leaky_rnn_with_leak_one_equals_rnn(kwargs):
+    torch.manual_seed(0)
+    leaky = LeakyRNNCell(I, H, **kwargs)
+    with torch.no_grad():
+        leaky.leak_logit.fill_(float("inf"))  # sigmoid(inf) = 1 exactly
+    plain = RNNCell(I, H, **kwargs)
+    plain.load_state_dict({k: v for k, v in leaky.state_dict().items() if k != "leak_logit"})
+    x = seeded_inputs(T, B, I)
+    resets = torch.zeros(T, B, dtype=torch.bool)
+    resets[3, 1] = True
+    h0 = seeded_inputs(B, H, seed=1)
+    out, last = leaky(x, h0, resets)
+    ref, ref_last = plain(x, h0, resets)
+    torch.testing.assert_close(out, ref)
+    torch.testing.assert_close(last, ref_last)
+
+
+def test_leaky_rnn_matches_independent_computation_and_init():
+    torch.manual_seed(0)
+    cell = LeakyRNNCell(I, H, max_warp=20).double()
+    a = cell.leak.detach()
+    assert (a >= 1 / 20 - 1e-9).all() and (a <= 1).all()
+    x = seeded_inputs(T, B, I, dtype=torch.float64)
+    h = seeded_inputs(B, H, dtype=torch.float64, seed=1)
+    out, _ = cell(x, h)
+    W, U = cell.weight_ih.detach(), cell.weight_hh.detach()
+    b = (cell.bias_ih + cell.bias_hh).detach()
+    for t in range(T):
+        h = a * torch.tanh(x[t] @ W.T + h @ U.T + b) + (1 - a) * h
+        torch.testing.assert_close(out[t], h)
+    taus = 1 / LeakyRNNCell(I, 400, max_warp=20).leak.detach()  # time constants ~ U[1, 20]
+    assert taus.min() < 2 and taus.max() > 19 and abs(taus.mean().item() - 10.5) < 1.0
+    with pytest.raises(ValueError, match="max_warp"):
+        LeakyRNNCell(I, H, max_warp=0.5)
+
+
+def test_gated_rnn_with_open_gate_equals_rnn():
+    torch.manual_seed(0)
+    gated = GatedRNNCell(I, H)
+    plain = RNNCell(I, H)
+    with torch.no_grad():
+        gated.bias[:H] = float("inf")  # gate forced open: g = 1
+        gated.bias[H:].normal_()
+        plain.weight_ih.copy_(gated.weight_ih[H:])
+        plain.weight_hh.copy_(gated.weight_hh[H:])
+        plain.bias_ih.copy_(gated.bias[H:])
+        plain.bias_hh.zero_()
+    x = seeded_inputs(T, B, I)
+    h0 = seeded_inputs(B, H, seed=1)
+    torch.testing.assert_close(gated(x, h0)[0], plain(x, h0)[0])
+
+
+def test_gated_rnn_matches_independent_computation():
+    torch.manual_seed(0)
+    cell = GatedRNNCell(I, H, t_max=30).double()
+    x = seeded_inputs(T, B, I, dtype=torch.float64)
+    h = seeded_inputs(B, H, dtype=torch.float64, seed=1)
+    out, _ = cell(x, h)
+    (W_g, W_c), (U_g, U_c) = cell.weight_ih.detach().split(H), cell.weight_hh.detach().split(H)
+    b_g, b_c = cell.bias.detach().split(H)
+    for t in range(T):
+        g = torch.sigmoid(x[t] @ W_g.T + h @ U_g.T + b_g)
+        h = g * torch.tanh(x[t] @ W_c.T + h @ U_c.T + b_c) + (1 - g) * h
+        torch.testing.assert_close(out[t], h)

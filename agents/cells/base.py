@@ -161,6 +161,8 @@ CELLS: dict[str, str] = {
     "plstm": "agents.cells.plstm:PhasedLSTMCell",
     "kaf-lstm": "agents.cells.kaf:KAFLSTMCell",
     "kaf-gru": "agents.cells.kaf:KAFGRUCell",
+    "leaky-rnn": "agents.cells.rnn:LeakyRNNCell",
+    "gated-rnn": "agents.cells.rnn:GatedRNNCell",
 }
 
 

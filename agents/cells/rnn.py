@@ -1,4 +1,5 @@
-"""Plain (Elman) RNN cell: the RNN-orth and RNN-id (IRNN) baselines of the NRU paper."""
+"""Plain (Elman) RNN cell (the NRU paper's RNN-orth and RNN-id baselines) and the chrono paper's
+leaky and gated RNNs."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from torch import Tensor, nn
 
 from agents.cells.base import RecurrentCell, State, check_inputs
 from agents.cells.lstm import run_fused
-from memenvs.core import check_bool, check_choice
+from memenvs.core import check_bool, check_choice, check_float
 
 
 class RNNCell(RecurrentCell):
@@ -119,3 +120,126 @@ class RNNCell(RecurrentCell):
             f"{super().extra_repr()}, nonlinearity={self.nonlinearity!r}, "
             f"recurrent_init={self.recurrent_init!r}, layer_norm={self.layer_norm}"
         )
+
+
+class LeakyRNNCell(RNNCell):
+    """Leaky RNN of the chrono paper's warping study (Tallec & Ollivier 2018, PAPERS §3.1):
+    ``h' = a * act(LN(W x + b_ih + U h + b_hh)) + (1 - a) * h`` with a learned leak ``a`` per unit.
+
+    A leak ``a`` makes the unit a first-order filter with time constant ``1 / a`` steps, which is
+    what time-warping the input by a factor ``c`` requires (``a = 1 / c``). The leak is
+    ``a = sigmoid(leak_logit)``, so it stays in (0, 1) while it learns; ``leak_logit = +inf``
+    gives ``a = 1`` exactly, the plain :class:`RNNCell`.
+
+    Args:
+        input_size, hidden_size, nonlinearity, recurrent_init, layer_norm: as :class:`RNNCell`
+            (defaults tanh, orthogonal ``U``, no LayerNorm: the chrono paper's RNNs use tanh).
+        max_warp: largest time-warping factor expected in the data (>= 1, default 10, the
+            smallest maximum warp of the paper's study). Each unit starts with ``a = 1 / c``,
+            ``c ~ U[1, max_warp]``: time constants spread over the warps a variable-warping
+            task draws (``r ~ U{1..max_warp}``). The reproduction draws ``a ~ U[1/max_warp,
+            1/10]`` instead (PAPERS §3.6 item 6), which leaves out fast units.
+
+    Always runs the per-step loop (the leak has no fused kernel), ``x W_ih`` precomputed.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        nonlinearity: str = "tanh",
+        recurrent_init: str = "orthogonal",
+        layer_norm: bool = False,
+        max_warp: float = 10.0,
+    ) -> None:
+        self.max_warp = check_float("max_warp", max_warp, low=1)
+        self.leak_logit = None
+        super().__init__(input_size, hidden_size, nonlinearity, recurrent_init, layer_norm)
+        self.leak_logit = nn.Parameter(torch.empty(hidden_size))
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Re-draw all parameters as described in the class docstring."""
+        super().reset_parameters()
+        if self.leak_logit is not None:
+            leak = 1.0 / torch.empty(self.hidden_size, dtype=torch.float64).uniform_(1.0, self.max_warp)
+            self.leak_logit.copy_(torch.logit(leak))  # leak 1 (warp 1) maps to +inf: plain RNN
+
+    @property
+    def leak(self) -> Tensor:
+        """The per-unit leak ``a`` in (0, 1]."""
+        return torch.sigmoid(self.leak_logit)
+
+    def forward(self, inputs: Tensor, state: State | None = None, resets: Tensor | None = None) -> tuple[Tensor, State]:
+        return self.loop(inputs, state, resets)
+
+    def _step_projected(self, xw: Tensor, h: Tensor) -> tuple[Tensor, State]:
+        new, _ = super()._step_projected(xw, h)
+        h = h + self.leak * (new - h)
+        return h, h
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, max_warp={self.max_warp}"
+
+
+class GatedRNNCell(RecurrentCell):
+    """Gated RNN of the chrono paper (Tallec & Ollivier 2018, PAPERS §3.1): one learned gate
+    decides, per unit and step, how much of the new candidate enters the state.
+
+    Equations (gate order g, candidate)::
+
+        g  = sigmoid(W_g x + U_g h + b_g)
+        h' = g * tanh(W_c x + U_c h + b_c) + (1 - g) * h
+
+    The gate is an input-dependent leak: invariance to arbitrary time warping requires it.
+    Chrono initialisation (the method's): ``b_g = -log(U[1, t_max - 1])`` (minus, because ``g``
+    weights the *new* value; time constant ``1/g = 1 + exp(-b_g)`` in ``[2, t_max]``),
+    ``b_c = 0``; weights uniform ±1/sqrt(H) as ``nn.RNN``. With the gate forced open (``g = 1``)
+    this is the tanh :class:`RNNCell`.
+
+    Args:
+        input_size: features per input step.
+        hidden_size: units H.
+        t_max: longest chrono time constant in steps (>= 2). Default 10 = the smallest maximum
+            warp of the paper's warping study, where ``t_max = max_warp`` (PAPERS §3.6 item 6);
+            set it to the dependency length of your data.
+
+    Runs the per-step loop with ``x W`` precomputed. State: ``h`` ``[B, H]``, zeros at a start.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, t_max: float = 10.0) -> None:
+        super().__init__(input_size, hidden_size)
+        self.t_max = check_float("t_max", t_max, low=2)
+        self.weight_ih = nn.Parameter(torch.empty(2 * hidden_size, input_size))
+        self.weight_hh = nn.Parameter(torch.empty(2 * hidden_size, hidden_size))
+        self.bias = nn.Parameter(torch.empty(2 * hidden_size))
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Re-draw all parameters as described in the class docstring."""
+        from agents.init import chrono_init
+
+        bound = self.hidden_size**-0.5
+        self.weight_ih.uniform_(-bound, bound)
+        self.weight_hh.uniform_(-bound, bound)
+        chrono_init(self, self.t_max)
+
+    def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
+        return torch.zeros(batch_size, self.hidden_size, device=device or self.device, dtype=self.dtype)
+
+    def forward(self, inputs: Tensor, state: State | None = None, resets: Tensor | None = None) -> tuple[Tensor, State]:
+        check_inputs(self, inputs, resets)
+        return self._loop(F.linear(inputs, self.weight_ih, self.bias), state, resets, step=self._step_projected)
+
+    def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        return self._step_projected(F.linear(x, self.weight_ih, self.bias), state)
+
+    def _step_projected(self, xw: Tensor, h: Tensor) -> tuple[Tensor, State]:
+        s_g, s_c = torch.addmm(xw, h, self.weight_hh.t()).chunk(2, 1)
+        h = h + torch.sigmoid(s_g) * (torch.tanh(s_c) - h)
+        return h, h
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, t_max={self.t_max}"
