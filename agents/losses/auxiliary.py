@@ -91,7 +91,8 @@ class AuxiliaryLoss(nn.Module):
     Main state -> decoder: when the main cell is the library's LSTM with ``hidden_size ==
     decoder_hidden`` its ``(h, c)`` initialises the decoder's bottom layer directly, exactly as in
     the paper. Any other state (a GRU tensor, NRU's ``(h, m)``, a 3-tuple with a step counter) is
-    flattened (see :func:`memory_leaves`: step counters are left out) and mapped to ``(h, c)`` by one learned linear layer.
+    flattened (see :func:`memory_leaves`: step counters are left out) and mapped to ``(h, c)`` by
+    one learned linear layer.
     ``state_projection`` forces either choice.
 
     Loss: token-normalised, as in the paper's slides: the sum of per-token losses over all anchors
@@ -180,7 +181,9 @@ class AuxiliaryLoss(nn.Module):
         )
         state_size = sum(leaf[0].numel() for leaf in leaves)
         if not self.identity_state and state_size == 0:
-            raise ValueError(f"{type(cell).__name__} has no floating-point state with a feature dimension to initialise the decoder from")
+            raise ValueError(
+                f"{type(cell).__name__} has no floating-point state with a feature dimension to start the decoder from"
+            )
         self.project = None if self.identity_state else nn.Linear(state_size, 2 * self.decoder_hidden)
 
         self.start = nn.Parameter(torch.zeros(self.input_size)) if self.predict_first else None
@@ -207,7 +210,10 @@ class AuxiliaryLoss(nn.Module):
         inside the anchor's episode). On the device of ``resets`` (CPU without resets)."""
         device = resets.device if resets is not None else torch.device("cpu")
         steps = torch.arange(length, device=device)
-        low, high = (self.segment_length, length - 1) if self.mode == "reconstruction" else (0, length - 1 - self.segment_length)
+        if self.mode == "reconstruction":
+            low, high = self.segment_length, length - 1
+        else:
+            low, high = 0, length - 1 - self.segment_length
         valid = ((steps >= low) & (steps <= high)).unsqueeze(1).expand(length, batch_size)
         if resets is None:
             return valid.clone()
@@ -307,7 +313,13 @@ class AuxiliaryLoss(nn.Module):
     # -- internals -------------------------------------------------------------------------------
 
     def _main_states(
-        self, cell: RecurrentCell, encoded: Tensor, resets: Tensor | None, state: State | None, anchor: Tensor, seq: Tensor
+        self,
+        cell: RecurrentCell,
+        encoded: Tensor,
+        resets: Tensor | None,
+        state: State | None,
+        anchor: Tensor,
+        seq: Tensor,
     ) -> State:
         """The main cell's state after each virtual sample's anchor step, with gradient only over
         the window ``max(0, a - w) .. a`` (CPU index tensors ``anchor``, ``seq`` of length V)."""
@@ -376,7 +388,9 @@ class AuxiliaryLoss(nn.Module):
         length, batch = encoded.shape[:2]
         shape = (length, batch) if self.target == "symbols" else (length, batch, self.num_targets)
         if tuple(targets.shape) != shape:
-            raise ValueError(f"targets must have shape {list(shape)} for target={self.target!r}, got {tuple(targets.shape)}")
+            raise ValueError(
+                f"targets must have shape {list(shape)} for target={self.target!r}, got {tuple(targets.shape)}"
+            )
         if self.target == "symbols" and (targets.is_floating_point() or targets.is_complex()):
             raise ValueError(f"targets must be integer symbols for target='symbols', got dtype {targets.dtype}")
         if resets is not None and tuple(resets.shape) != (length, batch):
@@ -386,7 +400,8 @@ class AuxiliaryLoss(nn.Module):
         if cell.input_size != self.input_size or shapes != self._leaf_shapes:
             raise ValueError(
                 f"cell {type(cell).__name__} (input_size={cell.input_size}, state shapes {shapes}) does not match the "
-                f"cell this AuxiliaryLoss was built for (input_size={self.input_size}, state shapes {self._leaf_shapes})"
+                f"cell this AuxiliaryLoss was built for (input_size={self.input_size}, "
+                f"state shapes {self._leaf_shapes})"
             )
         return length, batch
 
@@ -398,7 +413,8 @@ class AuxiliaryLoss(nn.Module):
             raise ValueError(f"anchors must be integers of shape [K, B={batch}], got {tuple(anchors.shape)}")
         anchors = anchors.long().cpu()
         valid = self.valid_anchors(length, batch, None if resets is None else resets.cpu())
-        if ((anchors < 0) | (anchors >= length)).any() or not valid[anchors.clamp(0, length - 1), torch.arange(batch)].all():
+        inside = (anchors >= 0) & (anchors < length)
+        if not inside.all() or not valid[anchors.clamp(0, length - 1), torch.arange(batch)].all():
             allowed = valid.any(1).nonzero().squeeze(1).tolist()
             raise ValueError(
                 f"anchors={anchors.tolist()} include an invalid anchor for mode={self.mode!r}, "
