@@ -56,14 +56,14 @@ def build_task(env_id: str) -> SequenceTask:
     try:
         return memenvs.make_task(env_id, **small_kwargs(env_id))
     except FileNotFoundError as err:  # a dataset without an embedded default
-        pytest.skip(f"{env_id}: data not available ({err})")
+        pytest.skip(f"{env_id}: data not available ({str(err).split(';')[0]})")
 
 
 def make_env(env_id: str, **extra: Any) -> gym.Env:
     try:
         return gym.make(env_id, **small_kwargs(env_id), **extra)
     except FileNotFoundError as err:
-        pytest.skip(f"{env_id}: data not available ({err})")
+        pytest.skip(f"{env_id}: data not available ({str(err).split(';')[0]})")
 
 
 def episodes_for(task: SequenceTask, most: int = 4000) -> int:
@@ -129,7 +129,7 @@ def test_make_vec_is_native(env_id: str) -> None:
     try:
         vec = gym.make_vec(env_id, num_envs=4, **small_kwargs(env_id))
     except FileNotFoundError as err:
-        pytest.skip(f"{env_id}: data not available ({err})")
+        pytest.skip(f"{env_id}: data not available ({str(err).split(';')[0]})")
     assert isinstance(vec, TaskVectorEnv)
     assert vec.metadata["autoreset_mode"] == gym.vector.AutoresetMode.NEXT_STEP
     obs, _ = vec.reset(seed=0)
