@@ -11,7 +11,7 @@ for separate actor/critic cells), batch dimension 0.
 Two code paths, one set of weights:
 
 - *step* (collecting rollouts, :meth:`CellPolicy.predict`): one step for ``B`` envs; the state is
-  reset where ``episode_starts`` is True, then the cell runs one step.
+  reset where ``episode_starts`` is True, then the cell's ``step`` runs.
 - *sequence* (training): ``[T, N]`` env-sequences go through ``cell(inputs, state, resets)`` in one
   call; ``resets`` are the episode starts. Both paths give the same numbers (tested).
 """
@@ -60,6 +60,14 @@ def _merge_time(obs: PyTorchObs) -> PyTorchObs:
     if isinstance(obs, dict):
         return {k: v.flatten(0, 1) for k, v in obs.items()}
     return obs.flatten(0, 1)
+
+
+def _cell_step(cell: RecurrentCell, x: th.Tensor, state: State) -> tuple[th.Tensor, State]:
+    """One step of ``cell``: its ``step`` if it has one, else a length-1 ``forward``."""
+    if type(cell).step is RecurrentCell.step:  # a cell that only implements forward
+        out, state = cell(x.unsqueeze(0), state)
+        return out[0], state
+    return cell.step(x, state)
 
 
 class SequenceEvaluation(NamedTuple):
@@ -189,15 +197,26 @@ class CellPolicy(ActorCriticPolicy):
         out_vf, state_vf = self.critic_cell(features, state[1], resets)
         return out_pi, out_vf, (state_pi, state_vf)
 
+    def _step_cells(self, features: th.Tensor, state: State) -> tuple[th.Tensor, th.Tensor, State]:
+        """``features [B, F]`` -> actor and critic cell outputs ``[B, H]`` and the new state, via
+        each cell's one-step ``step`` (cheaper than a length-1 ``forward`` through a fused kernel)."""
+        if self.critic_cell is None:
+            out, state = _cell_step(self.cell, features, state)
+            return out, out, state
+        out_pi, state_pi = _cell_step(self.cell, features, state[0])
+        out_vf, state_vf = _cell_step(self.critic_cell, features, state[1])
+        return out_pi, out_vf, (state_pi, state_vf)
+
     def _step_latent(
         self, obs: PyTorchObs, state: State, episode_starts: th.Tensor
     ) -> tuple[th.Tensor, th.Tensor, State]:
         """Step path: one step for a batch of envs; resets the state where a new episode starts."""
         features = self.extract_features(obs)
         starts = episode_starts.reshape(-1).bool()
-        state = reset_state(state, starts, self.initial_state(features.shape[0]))
-        out_pi, out_vf, state = self._run_cells(features.unsqueeze(0), state, None)
-        return self.mlp_extractor.forward_actor(out_pi[0]), self.mlp_extractor.forward_critic(out_vf[0]), state
+        if bool(starts.any()):
+            state = reset_state(state, starts, self.initial_state(features.shape[0]))
+        out_pi, out_vf, state = self._step_cells(features, state)
+        return self.mlp_extractor.forward_actor(out_pi), self.mlp_extractor.forward_critic(out_vf), state
 
     def _sequence_latent(
         self, obs: PyTorchObs, state: State, episode_starts: th.Tensor
