@@ -25,6 +25,8 @@ TINY_KWARGS: dict[str, dict] = {
     "glstm": {"expected_length": T},
     "kaf-lstm": {"dict_size": 5},
     "kaf-gru": {"dict_size": 5},
+    "sru-stat": {"phi_size": 3, "r_size": 2},
+    "transformer": {"context": 4, "num_layers": 1, "feedforward_size": 4},
 }
 
 

@@ -163,6 +163,10 @@ CELLS: dict[str, str] = {
     "kaf-gru": "agents.cells.kaf:KAFGRUCell",
     "leaky-rnn": "agents.cells.rnn:LeakyRNNCell",
     "gated-rnn": "agents.cells.rnn:GatedRNNCell",
+    "sru-stat": "agents.cells.sru:StatisticalRecurrentCell",
+    "eurnn": "agents.cells.unitary:EURNNCell",
+    "goru": "agents.cells.unitary:GORUCell",
+    "transformer": "agents.cells.transformer:TransformerCell",
 }
 
 
