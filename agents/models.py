@@ -46,7 +46,7 @@ class OneHotEncoder(nn.Module):
 
 
 def make_encoder(
-    input_kind: str, num_inputs: int, encoder: str = "auto", embedding_dim: int | None = None
+    input_kind: str, num_inputs: int, encoder: EncoderName = "auto", embedding_dim: int | None = None
 ) -> tuple[nn.Module, int]:
     """Build the input encoder and return it with its output width.
 

@@ -41,7 +41,6 @@ from agents.cells.base import CELLS
 from agents.losses.budget import budget_loss
 from agents.models import ENCODERS, SequenceModel, count_parameters
 from agents.supervised.metrics import (
-    LOSS_METRIC,
     MetricAccumulator,
     is_better,
     metric_names,
