@@ -51,7 +51,7 @@ class StatisticalRecurrentCell(RecurrentCell):
             paper's and the code's set). 0 gives the current features themselves.
 
     Parameter layout: ``summary`` (W_r, b_r), ``features`` (``[W_x | W_p]``, b_phi), ``output``
-    (W_o, b_o); the rates are fixed by the constructor (a buffer, not in checkpoints).
+    (W_o, b_o); the rates are constructor arguments, not parameters.
     """
 
     def __init__(
@@ -75,8 +75,6 @@ class StatisticalRecurrentCell(RecurrentCell):
         self.summary = nn.Linear(stats, self.r_size)
         self.features = nn.Linear(self.input_size + self.r_size, self.phi_size)
         self.output = nn.Linear(stats, self.hidden_size)
-        # Per entry of mu, its decay rate (mu is [stat for alpha_1 | stat for alpha_2 | ...]).
-        self.register_buffer("decay", torch.tensor(self.alphas).repeat_interleave(self.phi_size), persistent=False)
         self.reset_parameters()
 
     @torch.no_grad()
@@ -96,11 +94,15 @@ class StatisticalRecurrentCell(RecurrentCell):
         """``mu``: zeros ``[B, len(alphas) * phi_size]``."""
         return torch.zeros(batch_size, self.stats_size, device=device or self.device, dtype=self.dtype)
 
-    def _update(self, x_part: Tensor, mu: Tensor, w_r: Tensor) -> Tensor:
+    def decay(self, like: Tensor) -> Tensor:
+        """Per entry of ``mu`` its rate (``mu = [stats at alpha_1 | stats at alpha_2 | ...]``), built
+        in the dtype of ``like`` (a float32 buffer cast to float64 would carry rounded rates)."""
+        return torch.tensor(self.alphas, dtype=like.dtype, device=like.device).repeat_interleave(self.phi_size)
+
+    def _update(self, x_part: Tensor, mu: Tensor, w_r: Tensor, decay: Tensor) -> Tensor:
         """The new statistics given ``W_x x_t + b_phi`` (precomputed for all steps)."""
         r = F.relu(self.summary(mu))
         phi = F.relu(torch.addmm(x_part, r, w_r.t()))
-        decay = self.decay.to(mu.dtype)
         return decay * mu + (1 - decay) * phi.repeat(1, len(self.alphas))
 
     def _split_features(self) -> tuple[Tensor, Tensor]:
@@ -108,16 +110,17 @@ class StatisticalRecurrentCell(RecurrentCell):
 
     def step(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
         w_x, w_r = self._split_features()
-        mu = self._update(F.linear(x, w_x, self.features.bias), state, w_r)
+        mu = self._update(F.linear(x, w_x, self.features.bias), state, w_r, self.decay(state))
         return F.relu(self.output(mu)), mu
 
     def forward(self, inputs: Tensor, state: Tensor | None = None, resets: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """The shared contract; the input part of ``phi`` and the output map run for all steps at once."""
         check_inputs(self, inputs, resets)
         w_x, w_r = self._split_features()
+        decay = self.decay(w_r)
 
         def step(x_part: Tensor, mu: Tensor) -> tuple[Tensor, Tensor]:
-            mu = self._update(x_part, mu, w_r)
+            mu = self._update(x_part, mu, w_r, decay)
             return mu, mu
 
         mus, mu = self._loop(F.linear(inputs, w_x, self.features.bias), state, resets, step=step)
