@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "memenvs.catalog",
     "agents.supervised.cli",
     "agents.rl.cli",
+    "agents.sweep.cli",
 )
 
 
