@@ -197,6 +197,11 @@ def _add_train(subparsers) -> None:
 def run_report(args: argparse.Namespace) -> int:
     from agents.supervised.report import write_report
 
+    if len(args.runs) == 1 and (Path(args.runs[0]) / "sweep.json").is_file():  # a sweep directory
+        from agents.sweep.report import write_sweep_report
+
+        print(f"wrote {write_sweep_report(args.runs[0], args.out)}")
+        return 0
     path, table = write_report(args.runs, args.out)
     print(table)
     print(f"\nwrote {path}")
@@ -209,7 +214,7 @@ def _add_report(subparsers) -> None:
         help="markdown table and learning curves of runs",
         description="Write report.md (a table of runs) and PNG learning curves, and print the table.",
     )
-    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories, or directories containing runs")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories, or directories containing runs, or one sweep directory (sweep report)")
     p.add_argument("--out", metavar="DIR", help="where to write; default the run itself, or the runs' common parent")
     p.set_defaults(run=run_report)
 

@@ -1,0 +1,66 @@
+"""``memory-bench sweep``: run a grid of runs from a YAML spec, then write the sweep report.
+
+::
+
+    memory-bench sweep benchmarks/specs/nru.yaml --workers 2 --out sweeps/nru
+    memory-bench sweep benchmarks/specs/cross.yaml --executor ray --address auto
+    memory-bench sweep benchmarks/specs/nru.yaml --dry-run        # list the runs, run nothing
+    memory-bench report sweeps/nru                               # re-write the report
+
+Relaunching the same command continues an interrupted sweep: finished runs are skipped, the others
+are redone from scratch. ``memory-bench report`` on a sweep directory writes the sweep report
+(leaderboards, memory scaling, learning curves; see :mod:`agents.sweep.report`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def run_sweep_command(args: argparse.Namespace) -> int:
+    from agents.sweep.runner import default_sweep_dir, run_sweep
+    from agents.sweep.spec import expand, load_spec
+
+    if args.dry_run:
+        spec = load_spec(args.spec)
+        runs = expand(spec)
+        print(f"{len(runs)} runs -> {args.out or default_sweep_dir(spec['name'])}")
+        updates = sum(r.config["updates"] for r in runs if r.harness == "supervised")
+        steps = sum(int(r.config.get("timesteps", 200_000)) for r in runs if r.harness == "rl")
+        for r in runs:
+            size = f"{r.config['updates']} updates" if r.harness == "supervised" else f"{r.config.get('timesteps', 200_000)} env steps"
+            print(f"  {r.id}  [{r.harness}, {size}]")
+        print(f"total: {updates} supervised updates, {steps} RL env steps")
+        return 0
+    outcome = run_sweep(args.spec, out=args.out, executor=args.executor, workers=args.workers, address=args.address,
+                        progress=not args.no_progress, report=not args.no_report)
+    print(f"{outcome.total} runs: {len(outcome.skipped)} already finished, {len(outcome.executed)} executed, "
+          f"{len(outcome.failed)} failed")
+    for run_id, error in outcome.failed.items():
+        print(f"  failed: {run_id}: {error}", file=sys.stderr)
+    if outcome.report is not None:
+        print(f"report: {outcome.report} (and report.html beside it)")
+    print(f"sweep directory: {outcome.path}")
+    return 1 if outcome.failed else 0
+
+
+def add_parser(subparsers) -> None:
+    """Register ``sweep`` (called by :mod:`agents.cli`)."""
+    p = subparsers.add_parser(
+        "sweep",
+        help="run a grid of runs (cells x tasks x lengths x seeds) locally or on Ray, then report",
+        description="Expand a YAML sweep spec (see agents.sweep.spec and benchmarks/specs/) into runs, execute "
+        "the unfinished ones on a local process pool or a Ray cluster, and write the sweep report. "
+        "Relaunch the same command to continue an interrupted sweep.",
+    )
+    p.add_argument("spec", metavar="SPEC.yaml", help="sweep spec (YAML)")
+    p.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="local: process pool on this machine (default); ray: Ray tasks (pip install 'memory-bench[ray]')")
+    p.add_argument("--address", default=None, help="Ray cluster address for ray.init(address=...), e.g. auto; default: start a local Ray")
+    p.add_argument("--workers", type=int, default=None, help="parallel runs (default: one per CPU; one torch thread each)")
+    p.add_argument("--out", default=None, metavar="DIR", help="sweep directory (default sweeps/<spec name>)")
+    p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--dry-run", action="store_true", help="list the runs and their total size; run nothing")
+    p.set_defaults(run=run_sweep_command)

@@ -1,0 +1,427 @@
+"""Sweep specs: a YAML file (or the same dict) that expands into one run per grid point.
+
+::
+
+    name: copy-scaling
+    seeds: 3                       # or a list: [0, 1, 2]
+    supervised:                    # TrainConfig fields shared by every supervised run
+      updates: 2000
+      batch_size: 10
+    rl:                            # `memory-bench rl` settings shared by every RL run
+      timesteps: 100000
+    tasks:
+      - task: copy                 # a list value is a grid axis; the rest is fixed
+        task_kwargs: {delay: [50, 100, 200, 500], score: all}
+      - task: TMaze-v0
+        harness: rl                # default: supervised (or the spec's top-level `harness`)
+        task_kwargs: {corridor_length: [5, 10, 20]}
+    cells:
+      - cell: nru
+        hidden_size: 80
+        cell_kwargs: {memory_size: 64, num_heads: 4}
+        supervised: {optimizer: amsgrad}    # settings for this cell's supervised runs
+      - label: lstm-chrono                   # a row name when one cell appears twice
+        cell: lstm
+        hidden_size: 70
+        cell_kwargs: {init: chrono, t_max: "=1.5 * delay"}
+        only: [copy]                         # run on these task labels only
+    report: {metric: score, which: final, threshold: 0.9, confidence: 0.95}
+
+Expansion: tasks (each list-valued task kwarg is an axis) x cells x seeds. A run's settings are
+the harness defaults, overridden by the task entry's ``supervised:``/``rl:`` block, then by the
+cell entry's block and its ``per_task: {TASK_LABEL: {...}}`` block, then the seed.
+
+A string starting with ``=`` anywhere in the settings or cell kwargs is a small arithmetic
+expression (numbers, + - * / // % **, min, max, round, int) over the run's task kwargs, its
+settings (e.g. ``updates``) and, for supervised tasks, the task's numeric attributes (e.g.
+``max_length``, the sequence length): ``t_max: "=1.5 * delay"``,
+``aux_pretrain_updates: "=updates // 10"``. Values that follow the task are what made
+copy-and-paste specs wrong in the papers' own configs (chrono's ``T_max`` per delay).
+
+Memory knob (the x axis of the scaling curves): the entry's ``knob:``, else the task's declared
+length knob (``delay``, ``max_delay``, ``seq_len``, ...) when it is swept, else the only swept
+kwarg; a task entry with none of these has no scaling curve.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import itertools
+import json
+import math
+import operator
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+HARNESSES = ("supervised", "rl")
+REPORT_DEFAULTS = {"metric": "score", "which": "final", "threshold": 0.9, "confidence": 0.95}
+_TOP_KEYS = {"name", "description", "seeds", "harness", "supervised", "rl", "tasks", "cells", "report"}
+_TASK_KEYS = {"task", "label", "harness", "task_kwargs", "knob", "supervised", "rl"}
+_CELL_KEYS = {"cell", "label", "hidden_size", "cell_kwargs", "only", "per_task", "supervised", "rl"}
+#: RL settings carried by the cell / task rather than the PPO block.
+_RL_IDENTITY = ("env", "env_kw", "cell", "cell_kw", "hidden_size", "seed")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a sweep.
+
+    Attributes:
+        id: unique directory name (``copy-delay_100-nru-s0``).
+        harness: ``"supervised"`` or ``"rl"``.
+        task: the task entry's label (one leaderboard family, one scaling plot).
+        variant: task label plus the swept kwargs (``copy delay=100``): one leaderboard column.
+        group: task label plus the swept kwargs other than the knob: one scaling curve per cell.
+        cell: the cell entry's label (a leaderboard row).
+        seed: the run's seed.
+        knob, knob_value: the memory-length kwarg and its value (None if the task has none).
+        config: a :class:`~agents.supervised.TrainConfig` dict (supervised) or the RL settings
+            (keys are ``memory-bench rl`` option names: ``env``, ``env_kw``, ``cell``,
+            ``cell_kw``, ``hidden_size``, ``timesteps``, ``lr``, ...).
+    """
+
+    id: str
+    harness: str
+    task: str
+    variant: str
+    group: str
+    cell: str
+    seed: int
+    knob: str | None
+    knob_value: Any
+    config: dict[str, Any] = field(hash=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunSpec:
+        return cls(**data)
+
+
+# --------------------------------------------------------------------------------------------
+# Loading and checking
+# --------------------------------------------------------------------------------------------
+
+
+def load_spec(path_or_dict: str | Path | Mapping[str, Any]) -> dict[str, Any]:
+    """Read a YAML spec (or copy a dict) and check its layout; ValueError naming what is wrong."""
+    if isinstance(path_or_dict, Mapping):
+        spec = copy.deepcopy(dict(path_or_dict))
+        where = "spec"
+    else:
+        path = Path(path_or_dict)
+        if not path.is_file():
+            raise FileNotFoundError(f"no sweep spec at {path}")
+        try:
+            spec = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as err:
+            raise ValueError(f"{path} is not valid YAML: {err}") from None
+        where = str(path)
+        if not isinstance(spec, dict):
+            raise ValueError(f"{path}: a sweep spec is a mapping with tasks, cells and seeds, got {type(spec).__name__}")
+        spec.setdefault("name", path.stem)
+    _check_keys(where, spec, _TOP_KEYS)
+    for key in ("tasks", "cells"):
+        if not isinstance(spec.get(key), list) or not spec[key] or not all(isinstance(e, dict) for e in spec[key]):
+            raise ValueError(f"{where}: {key}={spec.get(key)!r} must be a non-empty list of mappings")
+    spec.setdefault("name", "sweep")
+    if not isinstance(spec["name"], str) or not spec["name"]:
+        raise ValueError(f"{where}: name={spec['name']!r} must be a non-empty string")
+    spec["seeds"] = _seeds(spec.get("seeds", 1))
+    harness = spec.setdefault("harness", "supervised")
+    if harness not in HARNESSES:
+        raise ValueError(f"{where}: harness={harness!r} is not one of {', '.join(HARNESSES)}")
+    for block in HARNESSES:
+        if not isinstance(spec.setdefault(block, {}), dict):
+            raise ValueError(f"{where}: {block}={spec[block]!r} must be a mapping of settings")
+    report = spec.setdefault("report", {})
+    if not isinstance(report, dict):
+        raise ValueError(f"{where}: report={report!r} must be a mapping")
+    _check_keys(f"{where}: report", report, set(REPORT_DEFAULTS))
+    spec["report"] = {**REPORT_DEFAULTS, **report}
+    if spec["report"]["which"] not in ("final", "best"):
+        raise ValueError(f"{where}: report.which={spec['report']['which']!r} must be 'final' or 'best'")
+    for key, low, high in (("threshold", -math.inf, math.inf), ("confidence", 0.0, 1.0)):
+        value = spec["report"][key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low < value < high:
+            raise ValueError(f"{where}: report.{key}={value!r} must be a number" + (" in (0, 1)" if key == "confidence" else ""))
+    for i, entry in enumerate(spec["tasks"]):
+        _check_keys(f"{where}: tasks[{i}]", entry, _TASK_KEYS)
+        if not isinstance(entry.get("task"), str):
+            raise ValueError(f"{where}: tasks[{i}].task={entry.get('task')!r} must be a task name or env id")
+        if entry.get("harness", harness) not in HARNESSES:
+            raise ValueError(f"{where}: tasks[{i}].harness={entry['harness']!r} is not one of {', '.join(HARNESSES)}")
+    for i, entry in enumerate(spec["cells"]):
+        _check_keys(f"{where}: cells[{i}]", entry, _CELL_KEYS)
+        if not isinstance(entry.get("cell"), str):
+            raise ValueError(f"{where}: cells[{i}].cell={entry.get('cell')!r} must be a cell name")
+    return spec
+
+
+def _check_keys(where: str, mapping: Mapping[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(mapping) - allowed)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {', '.join(map(str, unknown))}: allowed are {', '.join(sorted(allowed))}")
+
+
+def _seeds(value: Any) -> list[int]:
+    if isinstance(value, bool):
+        raise ValueError(f"seeds={value!r} must be a count or a list of seeds")
+    if isinstance(value, int):
+        if value < 1:
+            raise ValueError(f"seeds={value!r} must be >= 1 (a count) or a list of seeds")
+        return list(range(value))
+    if isinstance(value, list) and value and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value):
+        if len(set(value)) < len(value):
+            raise ValueError(f"seeds={value!r} lists a seed twice")
+        return list(value)
+    raise ValueError(f"seeds={value!r} must be a count >= 1 or a non-empty list of distinct integers >= 0")
+
+
+# --------------------------------------------------------------------------------------------
+# Expressions ("=1.5 * delay")
+# --------------------------------------------------------------------------------------------
+
+_BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+           ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow}
+_FUNCS = {"min": min, "max": max, "round": round, "int": int}
+
+
+def evaluate_expression(text: str, names: Mapping[str, Any]) -> float | int:
+    """Evaluate ``text`` (without the leading ``=``): arithmetic on numbers and ``names``."""
+
+    def walk(node: ast.AST) -> Any:
+        if isinstance(node, ast.Expression):
+            return walk(node.body)
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+            return node.value
+        if isinstance(node, ast.Name):
+            if node.id not in names:
+                raise ValueError(f"expression {text!r}: unknown name {node.id!r} (known: {', '.join(sorted(names))})")
+            value = names[node.id]
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"expression {text!r}: {node.id}={value!r} is not a number")
+            return value
+        if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
+            return _BINOPS[type(node.op)](walk(node.left), walk(node.right))
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            value = walk(node.operand)
+            return -value if isinstance(node.op, ast.USub) else value
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _FUNCS
+                and not node.keywords):
+            return _FUNCS[node.func.id](*(walk(a) for a in node.args))
+        raise ValueError(f"expression {text!r}: only numbers, names, + - * / // % **, min, max, round and int are allowed")
+
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as err:
+        raise ValueError(f"expression {text!r} is not valid: {err.msg}") from None
+    try:
+        return walk(tree)
+    except (ZeroDivisionError, OverflowError, TypeError) as err:
+        raise ValueError(f"expression {text!r} failed: {err}") from None
+
+
+def _resolve(value: Any, names: Mapping[str, Any]) -> Any:
+    if isinstance(value, str) and value.startswith("="):
+        return evaluate_expression(value[1:], names)
+    if isinstance(value, dict):
+        return {k: _resolve(v, names) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve(v, names) for v in value]
+    return value
+
+
+class _Names(dict):
+    """Expression names: explicit values first, then numeric attributes of the task (lazily)."""
+
+    def __init__(self, values: Mapping[str, Any], task: Any) -> None:
+        super().__init__(values)
+        self._task = task
+
+    def __contains__(self, key: object) -> bool:
+        return super().__contains__(key) or (self._task is not None and isinstance(key, str)
+                                             and not key.startswith("_") and hasattr(self._task, key))
+
+    def __getitem__(self, key: str) -> Any:
+        if super().__contains__(key):
+            return super().__getitem__(key)
+        return getattr(self._task, key)
+
+    def __iter__(self):
+        return iter(list(super().keys()) + ["<task attributes>"])
+
+
+# --------------------------------------------------------------------------------------------
+# Expansion
+# --------------------------------------------------------------------------------------------
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "x"
+
+
+def _fmt(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+
+
+def _declared_knob(harness: str, task: str, kwargs: dict[str, Any]) -> str | None:
+    """The task's ``length_knob`` (sequence tasks, or env classes that declare one)."""
+    import memenvs  # noqa: F401  (registers the ids)
+    from memenvs.core import resolve_id
+
+    if harness == "supervised":
+        from agents.supervised.trainer import make_task
+
+        return make_task(task, kwargs).length_knob
+    import gymnasium as gym
+
+    try:
+        env_spec = gym.spec(resolve_id(task) if "/" not in task else task)
+    except (ValueError, gym.error.Error):
+        return None
+    entry = env_spec.entry_point
+    if isinstance(entry, str):
+        from gymnasium.envs.registration import load_env_creator
+
+        entry = load_env_creator(entry)
+    knob = getattr(entry, "length_knob", None)
+    if knob is None and entry.__name__ == "TaskEnv":
+        from memenvs.core import make_task as make_sequence_task
+
+        knob = make_sequence_task(task, **kwargs).length_knob
+    return knob if isinstance(knob, str) else None
+
+
+def _variants(entry: dict[str, Any], where: str) -> tuple[list[str], list[dict[str, Any]]]:
+    kwargs = entry.get("task_kwargs") or {}
+    if not isinstance(kwargs, dict):
+        raise ValueError(f"{where}.task_kwargs={kwargs!r} must be a mapping")
+    swept = [k for k, v in kwargs.items() if isinstance(v, list)]
+    for k in swept:
+        if not kwargs[k]:
+            raise ValueError(f"{where}.task_kwargs.{k}=[] is an empty axis")
+    combos = itertools.product(*(kwargs[k] for k in swept))
+    return swept, [{**kwargs, **dict(zip(swept, values))} for values in combos]
+
+
+def expand(spec: Mapping[str, Any]) -> list[RunSpec]:
+    """Every run of a loaded spec (see the module docstring), validated; ValueError naming the
+    task/cell entry and the problem. Order: tasks, then their variants, then cells, then seeds."""
+    spec = load_spec(spec)
+    runs: list[RunSpec] = []
+    task_labels = [e.get("label", e["task"]) for e in spec["tasks"]]
+    cell_labels = [e.get("label", e["cell"]) for e in spec["cells"]]
+    for kind, labels in (("task", task_labels), ("cell", cell_labels)):
+        dupes = sorted({x for x in labels if labels.count(x) > 1})
+        if dupes:
+            raise ValueError(f"{kind} label(s) {', '.join(dupes)} appear twice: give the entries distinct `label:`s")
+    for i, c in enumerate(spec["cells"]):
+        only = c.get("only")
+        if only is not None and (not isinstance(only, list) or not set(only) <= set(task_labels)):
+            raise ValueError(f"cells[{i}].only={only!r} must be a list of task labels ({', '.join(task_labels)})")
+        per_task = c.get("per_task") or {}
+        if not isinstance(per_task, dict) or not set(per_task) <= set(task_labels):
+            raise ValueError(f"cells[{i}].per_task={per_task!r} must map task labels ({', '.join(task_labels)}) to settings")
+
+    for ti, (t_entry, t_label) in enumerate(zip(spec["tasks"], task_labels)):
+        where = f"tasks[{ti}] ({t_label})"
+        harness = t_entry.get("harness", spec["harness"])
+        other = "rl" if harness == "supervised" else "supervised"
+        if t_entry.get(other):
+            raise ValueError(f"{where}: a {harness} task cannot have {other!r} settings")
+        swept, variants = _variants(t_entry, where)
+        for variant_kwargs in variants:
+            knob = t_entry.get("knob")
+            if knob is None:
+                declared = _declared_knob(harness, t_entry["task"], variant_kwargs)
+                knob = declared if declared in swept else (swept[0] if len(swept) == 1 else None)
+            elif knob not in variant_kwargs:
+                raise ValueError(f"{where}: knob={knob!r} is not one of its task_kwargs ({', '.join(variant_kwargs)})")
+            shown = {k: variant_kwargs[k] for k in swept}
+            variant = " ".join([t_label] + [f"{k}={_fmt(v)}" for k, v in shown.items()])
+            group = " ".join([t_label] + [f"{k}={_fmt(v)}" for k, v in shown.items() if k != knob])
+            for ci, (c_entry, c_label) in enumerate(zip(spec["cells"], cell_labels)):
+                if c_entry.get("only") is not None and t_label not in c_entry["only"]:
+                    continue
+                for seed in spec["seeds"]:
+                    config = _run_config(spec, harness, t_entry, t_label, variant_kwargs, c_entry, seed,
+                                         f"{where} x cells[{ci}] ({c_label})")
+                    run_id = _slug("-".join([t_label] + [f"{k}_{_fmt(v)}" for k, v in shown.items()] + [c_label, f"s{seed}"]))
+                    runs.append(RunSpec(run_id, harness, t_label, variant, group, c_label, seed, knob,
+                                        variant_kwargs.get(knob) if knob else None, config))
+    ids = [r.id for r in runs]
+    dupes = sorted({x for x in ids if ids.count(x) > 1})
+    if dupes:
+        raise ValueError(f"run ids {', '.join(dupes[:3])} collide: labels or kwarg values differ only in punctuation")
+    return runs
+
+
+def _run_config(spec, harness, t_entry, t_label, task_kwargs, c_entry, seed, where) -> dict[str, Any]:
+    settings: dict[str, Any] = {}
+    for block in (spec[harness], t_entry.get(harness) or {}, c_entry.get(harness) or {},
+                  (c_entry.get("per_task") or {}).get(t_label) or {}):
+        if not isinstance(block, dict):
+            raise ValueError(f"{where}: {harness} settings {block!r} must be a mapping")
+        settings.update(copy.deepcopy(block))
+    identity = {"cell", "cell_kwargs", "hidden_size", "seed", "task", "task_kwargs", "env", "env_kw", "cell_kw"}
+    clash = sorted(identity & set(settings))
+    if clash:
+        raise ValueError(f"{where}: set {', '.join(clash)} in the task/cell entries, not in {harness} settings")
+    cell_kwargs = c_entry.get("cell_kwargs") or {}
+    if not isinstance(cell_kwargs, dict):
+        raise ValueError(f"{where}: cell_kwargs={cell_kwargs!r} must be a mapping")
+    task_obj = None
+    if harness == "supervised":
+        from agents.supervised.trainer import make_task
+
+        try:
+            task_obj = make_task(t_entry["task"], task_kwargs)
+        except ValueError as err:
+            raise ValueError(f"{where}: {err}") from None
+    plain = {k: v for k, v in settings.items() if not (isinstance(v, str) and v.startswith("="))}
+    names = _Names({**plain, **task_kwargs, "seed": seed}, task_obj)
+    try:
+        settings = _resolve(settings, names)
+        cell_kwargs = _resolve(copy.deepcopy(cell_kwargs), names)
+    except ValueError as err:
+        raise ValueError(f"{where}: {err}") from None
+    if harness == "supervised":
+        from agents.supervised.trainer import TrainConfig
+
+        data = {"task": t_entry["task"], "task_kwargs": dict(task_kwargs), "cell": c_entry["cell"],
+                "cell_kwargs": cell_kwargs, **settings, "seed": seed}
+        if "hidden_size" in c_entry:
+            data["hidden_size"] = c_entry["hidden_size"]
+        try:
+            config = TrainConfig.from_dict(data).to_dict()
+        except ValueError as err:
+            raise ValueError(f"{where}: {err}") from None
+        _check_cell(c_entry["cell"], where)
+        return config
+    data = {"env": t_entry["task"], "env_kw": dict(task_kwargs), "cell": c_entry["cell"], "cell_kw": cell_kwargs,
+            **settings, "seed": seed}
+    if "hidden_size" in c_entry:
+        data["hidden_size"] = c_entry["hidden_size"]
+    from agents.sweep.execute import rl_argv
+
+    try:
+        rl_argv(data)  # parses with `memory-bench rl`'s own parser: unknown keys / bad values fail here
+    except ValueError as err:
+        raise ValueError(f"{where}: {err}") from None
+    _check_cell(c_entry["cell"], where)
+    return data
+
+
+def _check_cell(name: str, where: str) -> None:
+    from agents.cells.base import CELLS
+
+    if name not in CELLS:
+        raise ValueError(f"{where}: unknown cell {name!r}: choose one of {', '.join(sorted(CELLS))}")
