@@ -95,6 +95,23 @@ def test_training_sequences_reproduce_the_rollout(cell: str, seq_len: int | None
     assert seen == 3 * 12 // (seq_len or 12)
 
 
+def test_dict_observations_train_on_sequences_too() -> None:
+    """MultiInputCellPolicy + the Dict buffer: same parity on a PreviousAction-wrapped T-maze."""
+    from memenvs.control.tmaze import TMazeEnv
+    from memenvs.wrappers import PreviousAction
+
+    env = DummyVecEnv([lambda: PreviousAction(TMazeEnv(corridor_length=2))] * 2)
+    model = RecurrentPPO("MultiInputCellPolicy", env, n_steps=12, seq_len=6, policy_kwargs={"cell": "lstm", **SMALL}, seed=0)
+    collect(model)
+    assert model.rollout_buffer.episode_starts[1:].any()
+    for batch in model.rollout_buffer.get():
+        assert set(batch.observations) == {"obs", "prev_action", "is_first"}
+        with torch.no_grad():
+            ev = model.policy.evaluate_sequence(batch.observations, batch.actions.long().flatten(), batch.states, batch.episode_starts)
+        torch.testing.assert_close(ev.log_prob, batch.old_log_prob.flatten(), atol=1e-5, rtol=1e-4)
+    model.learn(48)
+
+
 def test_truncation_bootstraps_from_terminal_observation_with_pre_reset_state() -> None:
     model = RecurrentPPO("CellPolicy", counting_env(), n_steps=16, gamma=0.9, policy_kwargs={"cell": "gru", **SMALL}, seed=1)
     recorder = Recorder()
@@ -167,10 +184,10 @@ def test_save_load_round_trip(tmp_path) -> None:
 @pytest.mark.parametrize("cell", list_cells())
 def test_learn_runs_for_every_cell(cell: str) -> None:
     env = make_vec_env("memenvs/MemoryChain-v0", n_envs=4, seed=0, memory_length=3)
-    model = RecurrentPPO("CellPolicy", env, n_steps=16, n_epochs=2, policy_kwargs={"cell": cell, **SMALL}, seed=0)
+    model = RecurrentPPO("CellPolicy", env, n_steps=16, n_epochs=1, policy_kwargs={"cell": cell, **SMALL}, seed=0)
     before = [p.detach().clone() for p in model.policy.cell.parameters()]
-    model.learn(128)
-    assert model.num_timesteps == 128
+    model.learn(256)
+    assert model.num_timesteps == 256
     after = list(model.policy.cell.parameters())
     assert all(torch.isfinite(p).all() for p in after)
     assert any(not torch.equal(a, b) for a, b in zip(before, after))
