@@ -1,0 +1,148 @@
+"""NRU: the Non-saturating Recurrent Unit (Chandar et al., AAAI 2019; PAPERS.md §2).
+
+A ReLU hidden state plus a separate memory vector that is updated purely additively by learned
+write and erase directions with unbounded (linear) strengths, so nothing on the memory path can
+saturate and the memory has an identity skip connection through time.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from agents.cells.base import RecurrentCell, check_inputs, reset_state
+from memenvs.core import check_bool, check_int
+
+
+class NRUCell(RecurrentCell):
+    """Non-saturating Recurrent Unit with the semantics of the authors' released code.
+
+    Equations (B batch, n_h = hidden_size, m = memory_size, k = num_heads, r = sqrt(k*m))::
+
+        h_t   = ReLU(LN?(W_h [x_t; h_{t-1}; m_{t-1}] + b_h))
+        u_t   = [h_t; m_{t-1}]                       # the new h and the OLD memory, no x_t
+        a_t   = W_a u_t + b_a,  b_t = W_b u_t + b_b   # k write / k erase strengths (linear)
+        [p; q] = W_w u_t + b_w   ->  V^w_t = reshape(p q^T, (k, m)) / ||.||_5 (per head, eps 1e-12)
+        V^e_t  likewise from W_e
+        m_t   = m_{t-1} + mean_k(a_t V^w_t - b_t V^e_t)
+
+    Output: ``h_t`` (``output_size == hidden_size``). State: ``(h, m)``, both zero at an episode
+    start. The paper writes a *sum* over heads and lets the strengths see ``x_t``; the released
+    code (``apsarath/NRU``, ``apsarath/myTorch`` FlatMemoryCell) takes the *mean* and feeds
+    ``[h_t, m_{t-1}]`` only. We follow the code, which produced the published numbers.
+
+    Args:
+        input_size: features per step.
+        hidden_size: size ``n_h`` of the ReLU hidden state.
+        memory_size: size ``m`` of the additive memory (default 64, the copy-task config).
+        num_heads: number ``k`` of write and erase heads (default 4); ``k * m`` must be a perfect
+            square because each head's direction comes from an outer product of two
+            ``sqrt(k*m)``-vectors (cheaper than ``k*m`` outputs per head).
+        use_relu: apply ReLU to the strengths and the directions (code flag; False in the
+            synthetic-task configs, True in the char-PTB ones).
+        layer_norm: LayerNorm on the pre-activation of ``h_t`` (code flag; False in all paper
+            configs).
+
+    Parameters keep the code's layout (all ``nn.Linear`` with PyTorch's default init):
+    ``hidden`` (W_h), ``alpha`` (W_a), ``beta`` (W_b), ``write`` (W_w) and ``erase`` (W_e).
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        memory_size: int = 64,
+        num_heads: int = 4,
+        use_relu: bool = False,
+        layer_norm: bool = False,
+    ) -> None:
+        super().__init__(input_size, hidden_size)
+        self.memory_size = check_int("memory_size", memory_size, low=1)
+        self.num_heads = check_int("num_heads", num_heads, low=1)
+        self.use_relu = check_bool("use_relu", use_relu)
+        self.layer_norm = check_bool("layer_norm", layer_norm)
+        root = math.isqrt(self.num_heads * self.memory_size)
+        if root * root != self.num_heads * self.memory_size:
+            raise ValueError(
+                f"num_heads * memory_size must be a perfect square (the directions are outer products "
+                f"of two sqrt(k*m)-vectors), got num_heads={num_heads} * memory_size={memory_size} "
+                f"= {self.num_heads * self.memory_size}"
+            )
+        self.root = root
+        n_h, m, k = self.hidden_size, self.memory_size, self.num_heads
+        self.hidden = nn.Linear(self.input_size + n_h + m, n_h)
+        self.norm = nn.LayerNorm(n_h) if self.layer_norm else None
+        self.alpha = nn.Linear(n_h + m, k)
+        self.beta = nn.Linear(n_h + m, k)
+        self.write = nn.Linear(n_h + m, 2 * root)
+        self.erase = nn.Linear(n_h + m, 2 * root)
+
+    def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> tuple[Tensor, Tensor]:
+        """``(h, m)``: zeros of shape ``[B, hidden_size]`` and ``[B, memory_size]``."""
+        kw = dict(device=device, dtype=self.dtype)
+        return torch.zeros(batch_size, self.hidden_size, **kw), torch.zeros(batch_size, self.memory_size, **kw)
+
+    def _directions(self, pq: Tensor) -> Tensor:
+        """``[B, 2r]`` -> L5-normalised head directions ``[B, k, m]`` via the outer product p q^T."""
+        p, q = pq.chunk(2, dim=-1)
+        v = (p.unsqueeze(-1) * q.unsqueeze(-2)).reshape(-1, self.num_heads, self.memory_size)
+        if self.use_relu:
+            v = F.relu(v)
+        return F.normalize(v, p=5.0, dim=-1, eps=1e-12)
+
+    def _update(self, pre_h: Tensor, h: Tensor, mem: Tensor, w_rec: Tensor, w_u: Tensor, b_u: Tensor) -> tuple[Tensor, Tensor]:
+        """One step given the input part of the hidden pre-activation (``W_hx x_t + b_h``)."""
+        pre = torch.addmm(pre_h, torch.cat([h, mem], dim=-1), w_rec.t())
+        if self.norm is not None:
+            pre = self.norm(pre)
+        h = F.relu(pre)
+        # One matmul for strengths and both direction factors: [alpha | beta | write | erase].
+        heads = torch.addmm(b_u, torch.cat([h, mem], dim=-1), w_u.t())
+        k, r2 = self.num_heads, 2 * self.root
+        a, b, pq_w, pq_e = heads.split([k, k, r2, r2], dim=-1)
+        if self.use_relu:
+            a, b = F.relu(a), F.relu(b)
+        delta = a.unsqueeze(-1) * self._directions(pq_w) - b.unsqueeze(-1) * self._directions(pq_e)
+        return h, mem + delta.mean(dim=1)
+
+    def _fused_weights(self) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """Split / stack the weights once per call: (W_hx, b_h, W_h[h;m], W_u, b_u)."""
+        w_x, w_rec = self.hidden.weight.split([self.input_size, self.hidden_size + self.memory_size], dim=1)
+        heads = (self.alpha, self.beta, self.write, self.erase)
+        w_u = torch.cat([lin.weight for lin in heads], dim=0)
+        b_u = torch.cat([lin.bias for lin in heads], dim=0)
+        return w_x, self.hidden.bias, w_rec, w_u, b_u
+
+    def step(self, x: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        w_x, b_h, w_rec, w_u, b_u = self._fused_weights()
+        h, mem = self._update(F.linear(x, w_x, b_h), *state, w_rec, w_u, b_u)
+        return h, (h, mem)
+
+    def forward(
+        self, inputs: Tensor, state: tuple[Tensor, Tensor] | None = None, resets: Tensor | None = None
+    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """The shared contract, with the input projection of all steps done in one matmul."""
+        check_inputs(self, inputs, resets)
+        batch = inputs.shape[1]
+        if state is None:
+            state = self.initial_state(batch, inputs.device)
+        w_x, b_h, w_rec, w_u, b_u = self._fused_weights()
+        pre_x = F.linear(inputs, w_x, b_h)
+        start = self.initial_state(batch, inputs.device) if resets is not None else None
+        steps = resets.unbind(0) if resets is not None else [None] * inputs.shape[0]
+        outs = []
+        for pre_t, r in zip(pre_x.unbind(0), steps):
+            if r is not None:
+                state = reset_state(state, r, start)
+            state = self._update(pre_t, *state, w_rec, w_u, b_u)
+            outs.append(state[0])
+        return torch.stack(outs), state
+
+    def extra_repr(self) -> str:
+        return (
+            f"{super().extra_repr()}, memory_size={self.memory_size}, num_heads={self.num_heads}, "
+            f"use_relu={self.use_relu}, layer_norm={self.layer_norm}"
+        )
