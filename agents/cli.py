@@ -15,6 +15,7 @@ import sys
 COMMAND_MODULES = (
     "memenvs.catalog",
     "agents.supervised.cli",
+    "agents.supervised.suites",
     "agents.rl.cli",
     "agents.sweep.cli",
 )
