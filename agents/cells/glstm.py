@@ -1,0 +1,92 @@
+"""g-LSTM: the Gaussian-gated LSTM (Thornton, Anumula & Liu, 2019; PAPERS.md §4.2-4.3).
+
+Phased LSTM's periodic time gate replaced by one smooth Gaussian bump per unit, so each unit is
+awake in one learnable window of the sequence and copies its state elsewhere.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from agents.cells.plstm import TimeGatedLSTM
+from memenvs.core import check_bool, check_float
+
+
+class GLSTMCell(TimeGatedLSTM):
+    """Gaussian-gated LSTM: an LSTM whose state update is mixed by a Gaussian time gate.
+
+    Per unit j, at step ``t`` (0 at the episode start; the counter lives in the state)::
+
+        k_t = exp(-(t - mu_j)^2 / (2 sigma_j^2))          (two_sigma_sq=True, default)
+        k_t = exp(-(t - mu_j)^2 / sigma_j^2)              (two_sigma_sq=False)
+        c_t = k_t * c~_t + (1 - k_t) * c_{t-1},   h_t = k_t * h~_t + (1 - k_t) * h_{t-1}
+
+    where ``(c~_t, h~_t)`` is an ordinary LSTM step (``nn.LSTM`` layout and init). ``mu`` is
+    unconstrained; ``sigma = exp(log_sigma) > 0``. The gate does not depend on the input.
+
+    Compute accounting: ``update_count`` is the number of (unit, step, sample) triples with
+    ``k_t > gate_threshold``, divided by the batch size, i.e. the number of (unit, step) updates
+    a sparse implementation must compute per sequence; ``1 - update_count / (T * H)`` is the
+    fraction of updates skipped. ``gate_openness`` (``[T, B, H]``, differentiable) feeds the
+    budget loss (PAPERS §4.3).
+
+    Args:
+        input_size, hidden_size: as for every cell.
+        expected_length: the sequence length the gates are laid out for: ``mu`` is initialised
+            evenly spaced over ``[0, expected_length]`` so that every step has open units (no
+            "holes", PAPERS §4.7). Default 784, the pixel-MNIST length, the paper's main
+            benchmark.
+        gate_threshold: gate value above which a (unit, step) counts as an update, in [0, 1).
+            Default 0.01: skipping a step with ``k <= 0.01`` moves the state by at most 1% of
+            the proposed change. The paper's value is unknown (PAPERS [U]).
+        sigma_init: initial ``sigma`` of every unit as a fraction of ``expected_length``
+            (default 0.1, a common width that covers each step with many units; PAPERS [U]).
+        two_sigma_sq: whether the exponent has the factor 2 (``2 sigma^2``, the usual Gaussian,
+            default) or not (``sigma^2``); PAPERS marks the paper's form [U]. It only changes
+            the meaning of ``sigma``.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        expected_length: float = 784,
+        gate_threshold: float = 0.01,
+        sigma_init: float = 0.1,
+        two_sigma_sq: bool = True,
+    ) -> None:
+        super().__init__(input_size, hidden_size)
+        self.expected_length = check_float("expected_length", expected_length, low=0.0)
+        if self.expected_length <= 0:
+            raise ValueError(f"expected_length={expected_length!r} must be > 0")
+        self.gate_threshold = check_float("gate_threshold", gate_threshold, low=0.0, high=1.0)
+        if self.gate_threshold >= 1.0:
+            raise ValueError(f"gate_threshold={gate_threshold!r} must be in [0, 1)")
+        self.sigma_init = check_float("sigma_init", sigma_init, low=0.0)
+        if self.sigma_init <= 0:
+            raise ValueError(f"sigma_init={sigma_init!r} must be > 0 (a fraction of expected_length)")
+        self.two_sigma_sq = check_bool("two_sigma_sq", two_sigma_sq)
+        H = self.hidden_size
+        self.mu = nn.Parameter(torch.linspace(0.0, self.expected_length, H))
+        self.log_sigma = nn.Parameter(torch.full((H,), math.log(self.sigma_init * self.expected_length)))
+
+    @property
+    def sigma(self) -> Tensor:
+        """Per-unit gate width ``[H]`` (positive)."""
+        return self.log_sigma.exp()
+
+    def openness(self, times: Tensor) -> Tensor:
+        z = (times.unsqueeze(-1) - self.mu) / self.sigma
+        return torch.exp(-(0.5 if self.two_sigma_sq else 1.0) * z * z)
+
+    def is_update(self, times: Tensor, gate: Tensor) -> Tensor:
+        return gate > self.gate_threshold
+
+    def extra_repr(self) -> str:
+        return (
+            f"{super().extra_repr()}, expected_length={self.expected_length}, "
+            f"gate_threshold={self.gate_threshold}, sigma_init={self.sigma_init}, two_sigma_sq={self.two_sigma_sq}"
+        )

@@ -1,0 +1,199 @@
+"""Phased LSTM (Neil, Pfeiffer & Liu, NIPS 2016; PAPERS.md §4.1) and the time-gated LSTM base
+it shares with the g-LSTM (:mod:`agents.cells.glstm`).
+
+A time-gated LSTM computes an ordinary LSTM proposal ``(c~_t, h~_t)`` and mixes it with the old
+state through a per-unit gate ``k_t`` that depends only on the time step::
+
+    c_t = k_t * c~_t + (1 - k_t) * c_{t-1},    h_t = k_t * h~_t + (1 - k_t) * h_{t-1}
+
+Where ``k_t = 0`` the state is copied unchanged (identity Jacobian, no compute needed).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from agents.cells.base import RecurrentCell, check_inputs, reset_state
+from memenvs.core import check_bool, check_float
+
+TimeGatedState = tuple[Tensor, Tensor, Tensor]
+
+
+def step_times(start: Tensor, resets: Tensor | None, length: int) -> Tensor:
+    """Time index ``[T, B]`` of every step: steps since the episode start (0 at the first step).
+
+    ``start[b]`` is the counter carried in the state; a reset at ``(t, b)`` restarts it at 0.
+    """
+    idx = torch.arange(length, device=start.device, dtype=start.dtype).unsqueeze(1)  # [T, 1]
+    times = start.unsqueeze(0) + idx
+    if resets is None:
+        return times
+    # Index of the latest reset at or before each step (-1 if none), by a running maximum.
+    marks = torch.where(resets, idx.to(torch.long).expand_as(resets), torch.full_like(resets, -1, dtype=torch.long))
+    last = torch.cummax(marks, dim=0).values
+    return torch.where(last >= 0, idx - last.to(start.dtype), times)
+
+
+class TimeGatedLSTM(RecurrentCell):
+    """Base class: an LSTM whose state update is mixed by a time gate ``k_t`` (see module doc).
+
+    The LSTM part uses the parameter layout and initialisation of ``nn.LSTM``
+    (``weight_ih [4H, I]``, ``weight_hh [4H, H]``, ``bias_ih``, ``bias_hh``; gate order i, f, g, o),
+    so weights can be copied to and from ``nn.LSTM``. State: ``(h, c, t)`` with ``t`` a ``[B]``
+    float step counter, so a reset restarts the clock. Subclasses implement :meth:`openness`
+    (gate values for given times) and :meth:`is_update` (which of them count as an update).
+
+    After each forward, ``gate_openness`` holds the ``[T, B, H]`` gate values (differentiable, for
+    a budget loss) and ``update_count`` the number of (unit, step) pairs counted as an update,
+    averaged over the batch, so ``1 - update_count / (T * H)`` is the fraction of skipped updates.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__(input_size, hidden_size)
+        H = self.hidden_size
+        self.weight_ih = nn.Parameter(torch.empty(4 * H, self.input_size))
+        self.weight_hh = nn.Parameter(torch.empty(4 * H, H))
+        self.bias_ih = nn.Parameter(torch.empty(4 * H))
+        self.bias_hh = nn.Parameter(torch.empty(4 * H))
+        bound = 1.0 / math.sqrt(H)
+        for w in (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh):
+            nn.init.uniform_(w, -bound, bound)
+
+    # -- to implement --------------------------------------------------------------------------
+
+    def openness(self, times: Tensor) -> Tensor:
+        """Gate values ``[..., H]`` for step indices ``times [...]``."""
+        raise NotImplementedError
+
+    def is_update(self, times: Tensor, gate: Tensor) -> Tensor:
+        """Boolean ``[..., H]``: which (step, unit) pairs count as an update."""
+        raise NotImplementedError
+
+    # -- shared --------------------------------------------------------------------------------
+
+    def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> TimeGatedState:
+        """``(h, c, t)``: zero ``[B, H]`` states and a zero ``[B]`` step counter."""
+        kw = dict(device=device, dtype=self.dtype)
+        zeros = torch.zeros(batch_size, self.hidden_size, **kw)
+        return zeros, zeros.clone(), torch.zeros(batch_size, **kw)
+
+    def step(self, x: Tensor, state: TimeGatedState) -> tuple[Tensor, TimeGatedState]:
+        out, state = self.forward(x.unsqueeze(0), state)
+        return out[0], state
+
+    def forward(
+        self, inputs: Tensor, state: TimeGatedState | None = None, resets: Tensor | None = None
+    ) -> tuple[Tensor, TimeGatedState]:
+        """The shared contract. The gate depends on time only, so it is computed for all steps
+        at once, as is the input projection; the loop holds only the recurrent part."""
+        check_inputs(self, inputs, resets)
+        batch = inputs.shape[1]
+        if state is None:
+            state = self.initial_state(batch, inputs.device)
+        h, c, start = state
+        times = step_times(start, resets, inputs.shape[0])  # [T, B]
+        gates = self.openness(times)  # [T, B, H]
+        self.gate_openness = gates
+        self.update_count = self.is_update(times.detach(), gates.detach()).sum().to(gates.dtype) / batch
+        proj = F.linear(inputs, self.weight_ih, self.bias_ih + self.bias_hh)  # [T, B, 4H]
+        zero = (torch.zeros_like(h), torch.zeros_like(c)) if resets is not None else None
+        steps = resets.unbind(0) if resets is not None else [None] * inputs.shape[0]
+        w_hh = self.weight_hh.t()
+        outs = []
+        for p_t, k_t, r in zip(proj.unbind(0), gates.unbind(0), steps):
+            if r is not None:
+                h, c = reset_state((h, c), r, zero)
+            i, f, g, o = torch.addmm(p_t, h, w_hh).chunk(4, dim=1)
+            c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h_new = torch.sigmoid(o) * torch.tanh(c_new)
+            c = c + k_t * (c_new - c)
+            h = h + k_t * (h_new - h)
+            outs.append(h)
+        return torch.stack(outs), (h, c, times[-1] + 1)
+
+
+class PhasedLSTMCell(TimeGatedLSTM):
+    """Phased LSTM: each unit's time gate opens periodically for a short part of its period.
+
+    Per unit j with period ``tau_j``, shift ``s_j`` and open ratio ``r_on,j``, at step ``t``
+    (0 at the episode start)::
+
+        phi_t = ((t - s_j) mod tau_j) / tau_j
+        k_t   = 2 phi / r_on            if phi < r_on / 2      (opening)
+                2 - 2 phi / r_on        if r_on / 2 <= phi < r_on   (closing)
+                leak * phi              otherwise                 (closed; leak only in train())
+
+    and the state is mixed as in :class:`TimeGatedLSTM`. ``update_count`` counts the pairs in
+    the open phase (``phi < r_on``): in eval mode (leak 0) exactly those change the state.
+
+    Args:
+        input_size, hidden_size: as for every cell.
+        tau_range: ``(lo, hi)``: periods are initialised as ``tau = exp(U(lo, hi))`` steps;
+            default (1, 5), i.e. about 2.7 to 148 steps, the official code's default. Shifts
+            are drawn uniformly over each unit's period, ``s ~ U(0, tau)``.
+        r_on: initial open ratio of every unit, in (0, 1]; default 0.05 (official default;
+            the authors suggest 0.1 for hard problems).
+        leak: slope of the gate in the closed phase while training (default 1e-3, official);
+            it is always 0 in ``eval()`` mode.
+        learn_r_on: learn ``r_on`` per unit (default True, as in the official code) or keep it
+            fixed.
+
+    ``tau`` and ``r_on`` are learned through their logarithms so they stay positive.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        tau_range: tuple[float, float] = (1.0, 5.0),
+        r_on: float = 0.05,
+        leak: float = 1e-3,
+        learn_r_on: bool = True,
+    ) -> None:
+        super().__init__(input_size, hidden_size)
+        if not isinstance(tau_range, (tuple, list)) or len(tau_range) != 2:
+            raise ValueError(f"tau_range={tau_range!r} must be a pair (lo, hi) of log-periods with lo <= hi")
+        lo = check_float("tau_range[0]", tau_range[0])
+        hi = check_float("tau_range[1]", tau_range[1])
+        if lo > hi:
+            raise ValueError(f"tau_range={tau_range!r} must satisfy lo <= hi")
+        self.tau_range = (lo, hi)
+        self.r_on_init = check_float("r_on", r_on, low=0.0, high=1.0)
+        if self.r_on_init == 0.0:
+            raise ValueError(f"r_on={r_on!r} must be in (0, 1]")
+        self.leak = check_float("leak", leak, low=0.0)
+        self.learn_r_on = check_bool("learn_r_on", learn_r_on)
+        H = self.hidden_size
+        log_tau = torch.empty(H).uniform_(lo, hi)
+        self.log_tau = nn.Parameter(log_tau)
+        self.shift = nn.Parameter(torch.rand(H) * log_tau.exp())
+        log_r_on = torch.full((H,), math.log(self.r_on_init))
+        if self.learn_r_on:
+            self.log_r_on = nn.Parameter(log_r_on)
+        else:
+            self.register_buffer("log_r_on", log_r_on)
+
+    def phase(self, times: Tensor) -> Tensor:
+        """``phi [..., H]`` in [0, 1) for step indices ``times [...]``."""
+        tau = self.log_tau.exp()
+        return torch.remainder(times.unsqueeze(-1) - self.shift, tau) / tau
+
+    def openness(self, times: Tensor) -> Tensor:
+        phi = self.phase(times)
+        r_on = self.log_r_on.exp()
+        leak = self.leak if self.training else 0.0
+        rising = 2.0 * phi / r_on
+        return torch.where(phi < 0.5 * r_on, rising, torch.where(phi < r_on, 2.0 - rising, leak * phi))
+
+    def is_update(self, times: Tensor, gate: Tensor) -> Tensor:
+        return self.phase(times) < self.log_r_on.exp()
+
+    def extra_repr(self) -> str:
+        return (
+            f"{super().extra_repr()}, tau_range={self.tau_range}, r_on={self.r_on_init}, "
+            f"leak={self.leak}, learn_r_on={self.learn_r_on}"
+        )

@@ -1,0 +1,215 @@
+"""g-LSTM and Phased LSTM: gate shapes against independent formulas, state copying when the
+gate is shut, parity with nn.LSTM when it is wide open, the step counter in the state, and the
+update count."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from agents.cells import make_cell
+from agents.cells.glstm import GLSTMCell
+from agents.cells.plstm import PhasedLSTMCell
+
+
+def copy_lstm_weights(cell: nn.Module, lstm: nn.LSTM) -> None:
+    with torch.no_grad():
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            getattr(lstm, f"{name}_l0").copy_(getattr(cell, name))
+
+
+# ----------------------------------------------------------------------------------------------
+# g-LSTM
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("two_sigma_sq", [True, False])
+def test_glstm_gate_is_one_at_mu_and_gaussian_at_mu_plus_minus_sigma(two_sigma_sq: bool) -> None:
+    cell = GLSTMCell(2, 3, two_sigma_sq=two_sigma_sq)
+    with torch.no_grad():
+        cell.mu.copy_(torch.tensor([4.0, 7.0, 0.0]))
+        cell.log_sigma.copy_(torch.tensor([2.0, 3.0, 1.5]).log())
+    cell(torch.randn(12, 2, 2))
+    k = cell.gate_openness.detach()
+    assert k.shape == (12, 2, 3)
+    at_sigma = math.exp(-0.5) if two_sigma_sq else math.exp(-1.0)
+    assert k[4, :, 0].tolist() == pytest.approx([1.0, 1.0])
+    assert k[7, :, 1].tolist() == pytest.approx([1.0, 1.0])
+    for t, unit in ((2, 0), (6, 0), (4, 1), (10, 1)):
+        assert k[t, :, unit].tolist() == pytest.approx([at_sigma] * 2, rel=1e-6)
+    # sigma 1.5 at mu = 0, t = 3 = 2 sigma: exp(-4/2) or exp(-4)
+    assert k[3, 0, 2].item() == pytest.approx(math.exp(-2.0 if two_sigma_sq else -4.0), rel=1e-6)
+
+
+def test_glstm_copies_state_exactly_when_gate_is_shut() -> None:
+    torch.manual_seed(0)
+    cell = GLSTMCell(3, 4, expected_length=10)
+    with torch.no_grad():
+        cell.mu.fill_(1e4)
+        cell.log_sigma.fill_(0.0)
+    h0, c0 = torch.randn(2, 4), torch.randn(2, 4)
+    out, (h, c, t) = cell(torch.randn(6, 2, 3), (h0, c0, torch.zeros(2)))
+    assert torch.equal(h, h0) and torch.equal(c, c0)
+    assert torch.equal(out, h0.expand(6, 2, 4))
+    assert t.tolist() == [6.0, 6.0]
+    assert cell.update_count.item() == 0.0
+
+
+def test_glstm_with_wide_open_gate_equals_nn_lstm() -> None:
+    torch.manual_seed(0)
+    cell = GLSTMCell(3, 5).double()
+    with torch.no_grad():
+        cell.mu.fill_(0.0)
+        cell.log_sigma.fill_(math.log(1e9))
+    lstm = nn.LSTM(3, 5).double()
+    copy_lstm_weights(cell, lstm)
+    x = torch.randn(7, 2, 3, dtype=torch.float64)
+    h0, c0 = torch.randn(2, 5, dtype=torch.float64), torch.randn(2, 5, dtype=torch.float64)
+    out, (h, c, _) = cell(x, (h0, c0, torch.zeros(2, dtype=torch.float64)))
+    ref, (h_ref, c_ref) = lstm(x, (h0[None], c0[None]))
+    torch.testing.assert_close(out, ref, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(c, c_ref[0], rtol=1e-9, atol=1e-9)
+
+
+def test_glstm_counter_carries_over_chunks_and_restarts_on_reset() -> None:
+    torch.manual_seed(0)
+    cell = GLSTMCell(2, 6, expected_length=8)
+    x = torch.randn(8, 3, 2)
+    full, state = cell(x)
+    gates_full = cell.gate_openness.detach()
+    first, mid = cell(x[:5])
+    second, end = cell(x[5:], mid)
+    torch.testing.assert_close(torch.cat([first, second]), full)
+    assert mid[2].tolist() == [5.0] * 3 and end[2].tolist() == [8.0] * 3
+    resets = torch.zeros(8, 3, dtype=torch.bool)
+    resets[3, 1] = True
+    out, _ = cell(x, resets=resets)
+    gates = cell.gate_openness.detach()
+    torch.testing.assert_close(gates[3:, 1], gates_full[:5, 1])  # the clock restarts at 0
+    fresh, _ = cell(x[3:, 1:2])
+    torch.testing.assert_close(out[3:, 1:2], fresh)
+    torch.testing.assert_close(out[:, [0, 2]], full[:, [0, 2]])
+
+
+def test_glstm_update_count_counts_open_pairs_per_sample() -> None:
+    cell = GLSTMCell(1, 4, expected_length=20, gate_threshold=0.3)
+    start = torch.tensor([0.0, 10.0])  # sample 1 is 10 steps into its episode
+    state = (torch.zeros(2, 4), torch.zeros(2, 4), start)
+    cell(torch.zeros(15, 2, 1), state)
+    mu = np.linspace(0, 20, 4)
+    sigma = 0.1 * 20
+    times = np.arange(15)[:, None] + start.numpy()[None, :]  # [T, B]
+    gate = np.exp(-((times[..., None] - mu) ** 2) / (2 * sigma**2))
+    assert cell.update_count.item() == pytest.approx((gate > 0.3).sum() / 2)
+    assert 0 < cell.update_count.item() < 15 * 4
+
+
+def test_glstm_default_spreads_mu_over_expected_length() -> None:
+    cell = make_cell("glstm", 1, 5, expected_length=100)
+    assert cell.mu.tolist() == pytest.approx([0, 25, 50, 75, 100])
+    assert cell.sigma.tolist() == pytest.approx([10.0] * 5)
+
+
+@pytest.mark.parametrize(
+    "kwargs", [dict(expected_length=0), dict(gate_threshold=1.0), dict(sigma_init=-1.0), dict(two_sigma_sq="no")]
+)
+def test_glstm_bad_options_raise(kwargs: dict) -> None:
+    with pytest.raises(ValueError, match=next(iter(kwargs))):
+        make_cell("glstm", 2, 3, **kwargs)
+
+
+# ----------------------------------------------------------------------------------------------
+# Phased LSTM
+# ----------------------------------------------------------------------------------------------
+
+
+def phased_gate(t: float, tau: float, shift: float, r_on: float, leak: float) -> float:
+    """The piecewise Phased LSTM gate, written from PAPERS §4.1 with Python's float modulo."""
+    phi = ((t - shift) % tau) / tau
+    if phi < r_on / 2:
+        return 2 * phi / r_on
+    if phi < r_on:
+        return 2 - 2 * phi / r_on
+    return leak * phi
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_plstm_openness_matches_piecewise_formula(training: bool) -> None:
+    torch.manual_seed(0)
+    cell = PhasedLSTMCell(2, 3).double()
+    with torch.no_grad():  # r_on 0.35: no phase of these periods lands exactly on a breakpoint
+        cell.log_r_on.fill_(math.log(0.35))
+        cell.log_tau.copy_(torch.tensor([4.0, 7.5, 2.5], dtype=torch.float64).log())
+        cell.shift.copy_(torch.tensor([0.5, 3.0, 9.0]))  # shift beyond the period: t - s < 0 early on
+    cell.train(training)
+    start = torch.tensor([0.0, 2.0], dtype=torch.float64)
+    state = (torch.zeros(2, 3).double(), torch.zeros(2, 3).double(), start)
+    cell(torch.randn(20, 2, 2, dtype=torch.float64), state)
+    leak = 1e-3 if training else 0.0
+    expected = np.array(
+        [
+            [[phased_gate(t + b0, tau, s, 0.35, leak) for tau, s in ((4.0, 0.5), (7.5, 3.0), (2.5, 9.0))] for b0 in (0, 2)]
+            for t in range(20)
+        ]
+    )
+    assert ((expected > 0.01) & (expected < 0.99)).sum() > 5  # both open branches are exercised
+    np.testing.assert_allclose(cell.gate_openness.detach().numpy(), expected, rtol=1e-9, atol=1e-12)
+    phases = np.array([[[((t + b0 - s) % tau) / tau for tau, s in ((4.0, 0.5), (7.5, 3.0), (2.5, 9.0))] for b0 in (0, 2)] for t in range(20)])
+    assert cell.update_count.item() == pytest.approx((phases < 0.35).sum() / 2)
+
+
+def test_plstm_eval_mode_copies_state_in_closed_phase() -> None:
+    torch.manual_seed(0)
+    cell = PhasedLSTMCell(2, 2, r_on=0.05).eval()
+    with torch.no_grad():
+        cell.log_tau.fill_(math.log(100.0))
+        cell.shift.fill_(-50.0)  # phase 0.5 at t = 0: closed for the next 45 steps
+    h0, c0 = torch.randn(3, 2), torch.randn(3, 2)
+    out, (h, c, _) = cell(torch.randn(10, 3, 2), (h0, c0, torch.zeros(3)))
+    assert torch.equal(h, h0) and torch.equal(c, c0)
+    cell.train()
+    _, (h, _, _) = cell(torch.randn(10, 3, 2), (h0, c0, torch.zeros(3)))
+    assert not torch.equal(h, h0)  # the leak lets a little through in training
+
+
+def test_plstm_initialisation_follows_the_official_defaults() -> None:
+    torch.manual_seed(0)
+    cell = make_cell("plstm", 1, 500)
+    tau = cell.log_tau.exp()
+    assert tau.min() >= math.exp(1) and tau.max() <= math.exp(5)
+    assert tau.log().mean().item() == pytest.approx(3.0, abs=0.2)  # log-uniform on (1, 5)
+    assert (cell.shift >= 0).all() and (cell.shift < tau).all()
+    assert cell.log_r_on.exp().tolist() == pytest.approx([0.05] * 500)
+    fixed = make_cell("plstm", 1, 3, learn_r_on=False, r_on=0.1)
+    assert "log_r_on" not in dict(fixed.named_parameters())
+
+
+def test_plstm_counter_restarts_on_reset() -> None:
+    torch.manual_seed(0)
+    cell = make_cell("plstm", 2, 4, r_on=0.5)
+    x = torch.randn(9, 2, 2)
+    resets = torch.zeros(9, 2, dtype=torch.bool)
+    resets[4, 0] = True
+    out, (_, _, t) = cell(x, resets=resets)
+    assert t.tolist() == [5.0, 9.0]
+    fresh, _ = cell(x[4:, :1])
+    torch.testing.assert_close(out[4:, :1], fresh)
+
+
+@pytest.mark.parametrize("kwargs", [dict(tau_range=(5, 1)), dict(tau_range=3), dict(r_on=0.0), dict(r_on=1.5), dict(leak=-1.0)])
+def test_plstm_bad_options_raise(kwargs: dict) -> None:
+    with pytest.raises(ValueError, match=next(iter(kwargs))):
+        make_cell("plstm", 2, 3, **kwargs)
+
+
+@pytest.mark.parametrize("name", ["glstm", "plstm"])
+def test_gate_openness_is_differentiable(name: str) -> None:
+    cell = make_cell(name, 1, 3)
+    cell(torch.randn(5, 2, 1))
+    cell.gate_openness.sum().backward()
+    timing = [p for n, p in cell.named_parameters() if n in ("mu", "log_sigma", "log_tau", "shift", "log_r_on")]
+    assert timing and all(p.grad is not None for p in timing)
