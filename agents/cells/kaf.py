@@ -1,0 +1,357 @@
+"""Flexible gates with Kernel Activation Functions (Scardapane et al., 2018; PAPERS.md §5).
+
+A KAF is a per-unit learnable scalar function, a Gaussian-kernel expansion over a fixed
+dictionary; the flexible gate ``sigmoid(KAF(s) / 2 + s / 2)`` keeps gate values in (0, 1) while
+letting each unit learn the gate's shape. :class:`KAFLSTMCell` uses it for the i, f, o gates of an
+LSTM and :class:`KAFGRUCell` for the z, r gates of a GRU.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
+
+from agents.cells.base import RecurrentCell, check_inputs, reset_state
+from memenvs.core import check_choice, check_float, check_int
+
+KAF_INITS = ("identity", "random")
+
+
+def kernel_ridge_alpha(grid: Tensor, gamma: float, target: Callable[[Tensor], Tensor], ridge: float = 1e-4) -> Tensor:
+    """Mixing coefficients ``[D]`` whose KAF fits ``target`` on the dictionary, in float64.
+
+    Solves ``(K + ridge I) alpha = target(grid)`` with ``K_ab = exp(-gamma (d_a - d_b)^2)``
+    (kernel ridge regression, as in the released KAF code; ridge 1e-4 there too). Float64
+    because ``K`` is badly conditioned and ``alpha`` reaches tens (about 38 for the identity
+    with D=20, boundary 4).
+    """
+    d = grid.detach().to("cpu", torch.float64)
+    gram = torch.exp(-gamma * (d[:, None] - d[None, :]) ** 2)
+    return torch.linalg.solve(gram + ridge * torch.eye(len(d), dtype=torch.float64), target(d))
+
+
+# exp(-80) ~ 1.8e-35 is still a normal float32: capping the exponent there keeps exp and what
+# follows off the slow underflow / denormal paths of x86 CPUs and changes nothing visible.
+_MIN_EXPONENT = -80.0
+
+
+def gaussian_kernel(s: Tensor, grid: Tensor, gamma: float) -> Tensor:
+    """``exp(-gamma (s - grid_d)^2)`` for every dictionary point: ``[*s.shape, D]``."""
+    diff = s.unsqueeze(-1) - grid
+    return torch.exp((-gamma * diff * diff).clamp(min=_MIN_EXPONENT))
+
+
+_QUAD = torch.arange(4)  # offsets of (c0, c1, c2, c3) within a table row
+_FOUR = torch.tensor(4)
+
+
+class _CubicLookup(torch.autograd.Function):
+    """Piecewise-cubic per-unit lookup: ``s [..., N] -> p [..., N]``.
+
+    ``table[n, j] = (c0, c1, c2, c3)`` is unit n's cubic on interval j in the local coordinate
+    ``t in [0, 1)``, where ``u = (s - lo) / step + 1``, ``j = floor(u)``, ``t = u - j``; the first
+    and last rows are zero (the function outside the table). For backward it keeps ``t``, the
+    slope and the row of each element (16 bytes, against ``D`` kernel values per element
+    and gate for a direct evaluation). The gradient for the table is added into ``buffer`` and
+    reaches ``alpha`` through ``token`` (see :class:`_TableSink`).
+    """
+
+    @staticmethod
+    def forward(ctx, s: Tensor, table: Tensor, token: Tensor, buffer: Tensor, lo: float, step: float) -> Tensor:
+        rows = table.shape[1]
+        u = (s - lo).mul_(1.0 / step).add_(1.0).clamp_(0.0, rows - 1)
+        j = u.floor()
+        t = u.sub_(j)
+        # Flat row index n * rows + j, formed in floating point (exact below 2**24 rows).
+        flat = j.add_(torch.arange(s.shape[-1], device=s.device, dtype=s.dtype), alpha=rows).long()
+        c0, c1, c2, c3 = table.reshape(-1, 4).index_select(0, flat.reshape(-1)).view(*s.shape, 4).unbind(-1)
+        # Horner for the value; the slope dp/ds = (c1 + 2 c2 t + 3 c3 t^2) / step for backward.
+        slope = torch.addcmul(c1, torch.addcmul(c2, c3, t, value=1.5), t, value=2.0).mul_(1.0 / step)
+        ctx.save_for_backward(t, slope, flat)
+        ctx.buffer = buffer
+        return torch.addcmul(c0, torch.addcmul(c1, torch.addcmul(c2, c3, t), t), t)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
+        t, slope, flat = ctx.saved_tensors
+        grad_token = None
+        if ctx.needs_input_grad[2]:
+            gt = grad * t
+            gt2 = gt * t
+            rows = torch.stack([grad, gt, gt2, gt2 * t], dim=-1)
+            # A flat scatter_add_ is several times faster than index_add_ of 4-wide rows on CPU.
+            where = torch.addcmul(_QUAD.to(flat.device), flat.unsqueeze(-1), _FOUR.to(flat.device))
+            ctx.buffer.view(-1).scatter_add_(0, where.reshape(-1), rows.reshape(-1))
+            grad_token = grad.new_zeros(())
+        return grad * slope, None, grad_token, None, None, None
+
+
+class _TableSink(torch.autograd.Function):
+    """Collects the lookups' gradients for a table and passes them on, once per sequence.
+
+    Returning a dense table-sized gradient from every step's lookup would allocate, fill and
+    sum one ``[N, rows, 4]`` tensor per step (slower than the LSTM step itself on a CPU).
+    Instead every lookup takes this node's 0-d output ``token`` as an input and adds its
+    gradient into a shared ``buffer``; autograd runs this node's backward only after all of
+    them (it waits for every gradient of ``token``), and it hands the sum to the table.
+    """
+
+    @staticmethod
+    def forward(ctx, table: Tensor, buffer: Tensor) -> Tensor:
+        ctx.buffer = buffer
+        return table.new_zeros(())
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, _grad: Tensor) -> tuple[Tensor, None]:
+        total = ctx.buffer.clone()
+        ctx.buffer.zero_()  # ready for another backward through a retained graph
+        return total, None
+
+
+class KAF(nn.Module):
+    """Kernel activation function applied element-wise to ``num_features`` units.
+
+    ``KAF_n(s) = sum_d alpha[n, d] * exp(-gamma (s - grid_d)^2)`` with a fixed dictionary
+    ``grid = linspace(-boundary, boundary, dict_size)`` shared by all units, learned ``alpha``
+    per unit (the released code's layout), and the bandwidth rule of the released code: kernel
+    standard deviation ``bandwidth * Delta`` (``Delta`` the grid spacing), i.e.
+    ``gamma = 1 / (2 (bandwidth Delta)^2)``; the default ``bandwidth=2`` gives
+    ``gamma = 1/(8 Delta^2)``. (The KAFnets journal paper quotes ``1/(6 Delta^2)``,
+    ``bandwidth = sqrt(3)``.)
+
+    Two evaluations of the same function:
+
+    * ``kaf(s)``: the exact kernel sum (plain autograd; cost and memory ``O(D)`` per element).
+    * ``fn = kaf.tabulate(); fn(s)``: for recurrent loops. Each unit's function (and its
+      derivative) is tabulated once on a grid of spacing ``kernel_std / 16`` that spans the
+      dictionary plus 8 kernel standard deviations (beyond which the KAF is below 1e-13), and
+      evaluated by cubic Hermite interpolation: ``O(1)`` per element, only the input saved for
+      backward. It matches the exact sum to about 1e-6 in value and 1e-4 in slope (relative to
+      the size of ``alpha``), and gradients reach ``alpha`` through the tables. Per step this
+      costs a few ``[B, N]`` operations instead of ``[B, N, D]`` ones.
+
+    Args:
+        num_features: number of units ``N`` (each has its own ``alpha``).
+        dict_size: dictionary size ``D`` (>= 2).
+        boundary: the dictionary spans ``[-boundary, boundary]``.
+        init: ``"identity"``: kernel ridge regression so that ``KAF(s) ~ s`` on the dictionary
+            range (computed in float64); ``"random"``: ``alpha ~ N(0, 0.8^2)`` (the released code).
+        bandwidth: kernel standard deviation in grid spacings.
+        ridge: the ridge term of the identity fit.
+    """
+
+    def __init__(
+        self,
+        num_features: int,
+        dict_size: int = 20,
+        boundary: float = 4.0,
+        init: str = "identity",
+        bandwidth: float = 2.0,
+        ridge: float = 1e-4,
+    ) -> None:
+        super().__init__()
+        self.num_features = check_int("num_features", num_features, low=1)
+        self.dict_size = check_int("dict_size", dict_size, low=2)
+        self.boundary = check_float("boundary", boundary, low=0.0)
+        if self.boundary <= 0:
+            raise ValueError(f"boundary={boundary!r} must be > 0")
+        self.init = check_choice("kaf_init", init, KAF_INITS)
+        self.bandwidth = check_float("bandwidth", bandwidth, low=0.0)
+        if self.bandwidth <= 0:
+            raise ValueError(f"bandwidth={bandwidth!r} must be > 0 (kernel width in grid spacings)")
+        self.ridge = check_float("ridge", ridge, low=0.0)
+        grid = torch.linspace(-self.boundary, self.boundary, self.dict_size, dtype=torch.float64)
+        self.kernel_std = self.bandwidth * 2 * self.boundary / (self.dict_size - 1)
+        self.gamma = 1.0 / (2.0 * self.kernel_std**2)
+        self.register_buffer("grid", grid.float())
+        # Interpolation table: nodes lo + g * step, g = 0..num_nodes-1, symmetric about 0.
+        reach = self.boundary + 8.0 * self.kernel_std
+        self.num_nodes = math.ceil(2 * reach / (self.kernel_std / 16)) + 1
+        self.table_lo, self.table_step = -reach, 2 * reach / (self.num_nodes - 1)
+        if self.init == "identity":
+            alpha = kernel_ridge_alpha(grid, self.gamma, lambda d: d, self.ridge).float().expand(self.num_features, -1)
+        else:
+            alpha = 0.8 * torch.randn(self.num_features, self.dict_size)
+        self.alpha = nn.Parameter(alpha.clone())
+
+    def reset_alpha(self) -> None:
+        """Re-run the identity fit in float64 and store it in ``alpha``'s dtype (use after
+        ``.double()`` for full float64 precision; no-op for ``init="random"``)."""
+        if self.init == "identity":
+            with torch.no_grad():
+                a = kernel_ridge_alpha(self.grid, self.gamma, lambda d: d, self.ridge)
+                self.alpha.copy_(a.to(self.alpha.dtype).expand_as(self.alpha))
+
+    def forward(self, s: Tensor) -> Tensor:
+        """Exact ``s [..., N] -> KAF(s) [..., N]``."""
+        return (gaussian_kernel(s, self.grid.to(s.dtype), self.gamma) * self.alpha).sum(-1)
+
+    def tabulate(self) -> Callable[[Tensor], Tensor]:
+        """The interpolated KAF for the current ``alpha`` (build it once per forward)."""
+        nodes = self.table_lo + self.table_step * torch.arange(
+            self.num_nodes, device=self.alpha.device, dtype=self.alpha.dtype
+        )
+        grid = self.grid.to(nodes.dtype)
+        kernel = gaussian_kernel(nodes, grid, self.gamma)  # [G, D]
+        slope_kernel = kernel * (nodes.unsqueeze(-1) - grid) * (-2.0 * self.gamma * self.table_step)
+        values, slopes = self.alpha @ kernel.t(), self.alpha @ slope_kernel.t()  # [N, G] each
+        # Cubic Hermite on each interval [node j, node j+1] in t in [0, 1).
+        v0, v1, m0, m1 = values[:, :-1], values[:, 1:], slopes[:, :-1], slopes[:, 1:]
+        cubic = torch.stack([v0, m0, 3 * (v1 - v0) - 2 * m0 - m1, 2 * (v0 - v1) + m0 + m1], dim=-1)
+        table = F.pad(cubic, (0, 0, 1, 1))  # zero rows: the function outside the table
+        buffer = torch.zeros_like(table)
+        token = _TableSink.apply(table, buffer)
+        table, lo, step = table.detach(), self.table_lo, self.table_step
+        return lambda s: _CubicLookup.apply(s, table, token, buffer, lo, step)
+
+    def extra_repr(self) -> str:
+        return (
+            f"num_features={self.num_features}, dict_size={self.dict_size}, boundary={self.boundary}, "
+            f"init={self.init!r}, gamma={self.gamma:.4g}"
+        )
+
+
+def flexible_gate(kaf: Callable[[Tensor], Tensor], s: Tensor) -> Tensor:
+    """The flexible gate ``sigmoid(KAF(s)/2 + s/2)``: a sigmoid at identity init, in (0, 1) always.
+
+    ``kaf`` is a :class:`KAF` (exact) or the function returned by :meth:`KAF.tabulate`.
+    """
+    return torch.sigmoid(0.5 * (kaf(s) + s))
+
+
+class _KAFCell(RecurrentCell):
+    """Shared parts: ``nn.LSTM``/``nn.GRU`` parameter layout and init, KAF on the gate units."""
+
+    num_chunks = 4
+    num_flexible = 3
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        dict_size: int = 20,
+        boundary: float = 4.0,
+        kaf_init: str = "identity",
+        bandwidth: float = 2.0,
+    ) -> None:
+        super().__init__(input_size, hidden_size)
+        H, n = self.hidden_size, self.num_chunks
+        self.weight_ih = nn.Parameter(torch.empty(n * H, self.input_size))
+        self.weight_hh = nn.Parameter(torch.empty(n * H, H))
+        self.bias_ih = nn.Parameter(torch.empty(n * H))
+        self.bias_hh = nn.Parameter(torch.empty(n * H))
+        bound = 1.0 / math.sqrt(H)
+        for w in (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh):
+            nn.init.uniform_(w, -bound, bound)
+        self.kaf = KAF(self.num_flexible * H, dict_size, boundary, kaf_init, bandwidth)
+
+    def forward(self, inputs: Tensor, state=None, resets: Tensor | None = None):
+        """The shared contract (see :mod:`agents.cells.base`), with the input projection of all
+        steps done in one matmul and the KAF tables built once per call."""
+        check_inputs(self, inputs, resets)
+        batch = inputs.shape[1]
+        if state is None:
+            state = self.initial_state(batch, inputs.device)
+        proj = F.linear(inputs, self.weight_ih, self._input_bias())
+        start = self.initial_state(batch, inputs.device) if resets is not None else None
+        steps = resets.unbind(0) if resets is not None else [None] * inputs.shape[0]
+        kaf = self.kaf.tabulate()
+        outs = []
+        for p_t, r in zip(proj.unbind(0), steps):
+            if r is not None:
+                state = reset_state(state, r, start)
+            out, state = self._update(p_t, state, kaf)
+            outs.append(out)
+        return torch.stack(outs), state
+
+    def step(self, x: Tensor, state):
+        return self._update(F.linear(x, self.weight_ih, self._input_bias()), state, self.kaf.tabulate())
+
+    def _input_bias(self) -> Tensor:
+        """Bias added to the input projection (LSTM folds in ``bias_hh``; GRU cannot)."""
+        return self.bias_ih
+
+    def extra_repr(self) -> str:
+        k = self.kaf
+        return f"{super().extra_repr()}, dict_size={k.dict_size}, boundary={k.boundary}, kaf_init={k.init!r}"
+
+
+class KAFLSTMCell(_KAFCell):
+    """LSTM whose input, forget and output gates are flexible KAF gates (PAPERS §5.2).
+
+    ``i, f, o = sigmoid(KAF(s)/2 + s/2)`` with ``s`` the usual pre-activations, one KAF unit per
+    gate and hidden unit; the candidate keeps ``tanh``. Parameters use ``nn.LSTM``'s layout and
+    init (``weight_ih [4H, I]``, ``weight_hh``, ``bias_ih``, ``bias_hh``; order i, f, g, o), so
+    weights copy to and from ``nn.LSTM``; with ``kaf_init="identity"`` the cell then equals
+    ``nn.LSTM`` at init up to the KRR fit error (gate error below 1e-4 on [-3, 3] with the
+    defaults). State ``(h, c)``, zeros at an episode start.
+
+    Args:
+        input_size, hidden_size: as for every cell.
+        dict_size: KAF dictionary size D (default 20, the KAF code's default).
+        boundary: dictionary range [-boundary, boundary] (default 4.0, the current KAF code's
+            default; it covers the non-saturated part of the sigmoid; the paper's range is [U]).
+        kaf_init: ``"identity"`` (default: kernel ridge regression to the identity in float64,
+            so every gate starts as a plain sigmoid and training starts from the LSTM) or
+            ``"random"`` (``alpha ~ N(0, 0.8^2)``, the KAF code's random init).
+        bandwidth: kernel width in grid spacings; ``gamma = 1/(2 (bandwidth Delta)^2)``,
+            default 2 -> ``1/(8 Delta^2)`` as in the released KAF code.
+
+    Which gates are flexible and the 1/2 weights are recalled, not verified (PAPERS [R]/[U]).
+    """
+
+    num_chunks = 4
+    num_flexible = 3
+
+    def _input_bias(self) -> Tensor:
+        return self.bias_ih + self.bias_hh
+
+    def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> tuple[Tensor, Tensor]:
+        """``(h, c)``: zeros ``[B, hidden_size]``."""
+        zeros = torch.zeros(batch_size, self.hidden_size, device=device, dtype=self.dtype)
+        return zeros, zeros.clone()
+
+    def _update(self, proj: Tensor, state: tuple[Tensor, Tensor], kaf: Callable) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        h, c = state
+        H = self.hidden_size
+        pre = torch.addmm(proj, h, self.weight_hh.t())
+        i_f, g, o = pre.split([2 * H, H, H], dim=1)
+        i, f, o = flexible_gate(kaf, torch.cat([i_f, o], dim=1)).split(H, dim=1)
+        c = f * c + i * torch.tanh(g)
+        h = o * torch.tanh(c)
+        return h, (h, c)
+
+
+class KAFGRUCell(_KAFCell):
+    """GRU whose update (z) and reset (r) gates are flexible KAF gates (PAPERS §5.2).
+
+    ``nn.GRU`` equations, layout and init (``weight_ih [3H, I]``, order r, z, n)::
+
+        r, z = sigmoid(KAF(s)/2 + s/2),  n = tanh(W_in x + b_in + r * (W_hn h + b_hn))
+        h'   = (1 - z) * n + z * h
+
+    With ``kaf_init="identity"`` it equals ``nn.GRU`` at init up to the KRR fit error. State
+    ``h``, zeros at an episode start. Arguments as for :class:`KAFLSTMCell`.
+    """
+
+    num_chunks = 3
+    num_flexible = 2
+
+    def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> Tensor:
+        """``h``: zeros ``[B, hidden_size]``."""
+        return torch.zeros(batch_size, self.hidden_size, device=device, dtype=self.dtype)
+
+    def _update(self, proj: Tensor, h: Tensor, kaf: Callable) -> tuple[Tensor, Tensor]:
+        H = self.hidden_size
+        rec = torch.addmm(self.bias_hh, h, self.weight_hh.t())
+        r, z = flexible_gate(kaf, proj[:, : 2 * H] + rec[:, : 2 * H]).split(H, dim=1)
+        n = torch.tanh(proj[:, 2 * H :] + r * rec[:, 2 * H :])
+        h = (1 - z) * n + z * h
+        return h, h
