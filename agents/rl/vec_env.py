@@ -34,10 +34,14 @@ from memenvs.core import check_int
 
 
 def _index(obs: Any, i: int) -> Any:
-    """Observation of env ``i`` from a batched array or dict of arrays (a copy)."""
+    """Observation of env ``i`` (a copy) from a batched array, a dict of arrays, or an object
+    array of single observations (SAME_STEP's ``final_obs``)."""
     if isinstance(obs, dict):
         return {k: np.array(v[i]) for k, v in obs.items()}
-    return np.array(obs[i])
+    item = obs[i]
+    if isinstance(item, dict):
+        return {k: np.array(v) for k, v in item.items()}
+    return np.array(item)
 
 
 def _put(obs: Any, source: Any, mask: np.ndarray) -> Any:
