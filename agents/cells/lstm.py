@@ -10,12 +10,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from agents.cells.base import RecurrentCell, State, check_inputs, map_state, reset_state
+from agents.cells.base import RecurrentCell, State, check_inputs, reset_state
 from memenvs.core import check_bool, check_choice, check_float
 
 
 def run_fused(rnn: nn.RNNBase, inputs: Tensor, state: State, resets: Tensor | None, initial: State) -> tuple[Tensor, State]:
-    """Run a one-layer PyTorch RNN over ``inputs [T, B, I]`` from ``state`` (batch dim 0).
+    """Run a one-layer, unidirectional, time-major PyTorch RNN over ``inputs [T, B, I]`` from
+    ``state`` (batch dim 0).
 
     With ``resets``, the sequence is cut only at the time steps where some sample starts an
     episode; each piece runs in the fused kernel and, between pieces, the resetting samples get
@@ -29,14 +30,27 @@ def run_fused(rnn: nn.RNNBase, inputs: Tensor, state: State, resets: Tensor | No
         state = reset_state(state, resets[0], initial)
         starts = [0] + (resets[1:].any(1).nonzero().flatten() + 1).tolist()
     sizes = [b - a for a, b in zip(starts, starts[1:] + [inputs.shape[0]])]
+    # The functional kernel behind nn.LSTM/nn.GRU/nn.RNN.forward, called directly: the module's
+    # Python checks cost about a millisecond per call, which matters when resets cut the sequence
+    # into many pieces. ``_flat_weights`` follows parameter swaps (``functional_call``) and, on
+    # GPU, holds the views into cuDNN's flattened buffer.
+    kernel = _KERNELS[rnn.mode]
+    weights, args = rnn._flat_weights, (rnn.bias, 1, 0.0, rnn.training, False, False)
     outs = []
     for start, piece in zip(starts, torch.split(inputs, sizes)):
         if start > 0:
             state = reset_state(state, resets[start], initial)
-        out, hx = rnn(piece, map_state(lambda s: s.unsqueeze(0).contiguous(), state))
-        state = map_state(lambda s: s[0], hx)
+        if rnn.mode == "LSTM":
+            out, h, c = kernel(piece, (state[0].unsqueeze(0), state[1].unsqueeze(0)), weights, *args)
+            state = (h[0], c[0])
+        else:
+            out, h = kernel(piece, state.unsqueeze(0), weights, *args)
+            state = h[0]
         outs.append(out)
     return (outs[0] if len(outs) == 1 else torch.cat(outs)), state
+
+
+_KERNELS = {"LSTM": torch.lstm, "GRU": torch.gru, "RNN_TANH": torch.rnn_tanh, "RNN_RELU": torch.rnn_relu}
 
 
 class LSTMCell(RecurrentCell):
