@@ -41,7 +41,8 @@ def test_every_suite_plans_valid_configs(name, scale):
         if spec.cell in CELLS:
             assert isinstance(r.config, TrainConfig) and r.skip_reason is None
             assert r.config.cell == spec.cell and r.config.best_metric == "score"
-            build_model(r.config, make_task(r.config.task, r.config.task_kwargs))  # the cell accepts its options
+            if scale != "paper":  # the cell accepts its options (paper-size models: see below, they are slow to build)
+                build_model(r.config, make_task(r.config.task, r.config.task_kwargs))
         else:
             assert r.config is None and "not registered" in r.skip_reason
     # (task, cell) pairs are unique, so run directories never collide
@@ -75,6 +76,8 @@ def test_paper_scale_settings_follow_papers():
     assert nru[("denoise-100", "lstm-chrono")].cell_kwargs["t_max"] == 111  # T + 11
     p = nru[("psmnist", "nru")]
     assert (p.batch_size, p.updates, p.hidden_size, p.cell_kwargs["memory_size"]) == (100, 50_000, 212, 256)
+    assert p.task_kwargs == {"extra_step": True}  # 785 steps as in the NRU code
+    assert 160_000 < count_parameters(build_model(p, make_task(p.task, p.task_kwargs))) < 170_000  # ~165.6k
     chrono = {(r.task_key, r.cell_key): r.config for r in plan("chrono", "paper") if r.config is not None}
     assert chrono[("copy-500", "lstm-chrono")].cell_kwargs["t_max"] == 750  # 3T/2
     assert chrono[("copy-2000", "lstm-chrono")].cell_kwargs["t_max"] == 3000
@@ -216,6 +219,7 @@ def test_tiny_suite_end_to_end_and_relaunch_skips(tmp_path, monkeypatch, one_thr
     assert any("skip copy/missing" in line for line in lines)
     leaderboard = tmp_path / "tiny" / "leaderboard.md"
     assert leaderboard.is_file() and "top 2 on every task" in leaderboard.read_text()
+    assert "`copy` = copy(delay=3, length=2, score=all)" in leaderboard.read_text()
     for task in ("copy", "adding"):
         assert (tmp_path / "tiny" / task / "report.md").is_file()
         assert (tmp_path / "tiny" / task / "curves_score.png").is_file()

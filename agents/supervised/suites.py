@@ -655,6 +655,7 @@ class Leaderboard:
     status: dict[str, dict[str, str]]
     compute: dict[str, dict[str, float]]
     planned: dict[str, list[str]]
+    task_labels: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_runs(
@@ -666,9 +667,12 @@ class Leaderboard:
         status: dict[str, dict[str, str]] = {}
         compute: dict[str, dict[str, float]] = {}
         planned: dict[str, list[str]] = {}
+        labels: dict[str, str] = {}
         for r in runs:
             if r.config is None:
                 continue
+            args = ", ".join(f"{k}={v}" for k, v in r.config.task_kwargs.items())
+            labels.setdefault(r.task_key, f"{r.config.task}({args})")
             tasks += [r.task_key] if r.task_key not in tasks else []
             cells += [r.cell_key] if r.cell_key not in cells else []
             planned.setdefault(r.cell_key, []).append(r.task_key)
@@ -678,7 +682,7 @@ class Leaderboard:
             fraction = (((summary or {}).get("best") or {}).get("metrics") or {}).get("updated_fraction")
             if fraction is not None:
                 compute.setdefault(r.task_key, {})[r.cell_key] = float(fraction)
-        return cls(suite.name, suite.title, suite.notes, tasks, cells, scores, status, compute, planned)
+        return cls(suite.name, suite.title, suite.notes, tasks, cells, scores, status, compute, planned, labels)
 
     @property
     def ranks(self) -> dict[str, dict[str, int | None]]:
@@ -727,7 +731,10 @@ class Leaderboard:
                  "Each entry: normalised score at the run's best evaluation (0 = best memoryless policy, "
                  "1 = perfect) and, in brackets, the rank on that task. *top 2 on every task*: the NRU "
                  "paper's headline criterion. *compute*: fraction of (unit, step) updates performed by "
-                 "time-gated cells.", "", self.table(), "", f"Settings: {self.notes}", ""]
+                 "time-gated cells.", "", self.table(), ""]
+        if self.task_labels:
+            lines += ["Tasks at this scale: " + "; ".join(f"`{k}` = {v}" for k, v in self.task_labels.items()), ""]
+        lines += [f"Settings (paper scale): {self.notes}", ""]
         lines += [f"- learning curves of `{t}`: [{t}/report.md]({t}/report.md)" for t in self.tasks]
         return "\n".join(lines)
 
