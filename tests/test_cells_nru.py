@@ -91,3 +91,17 @@ def test_parameter_count_of_copy_configuration() -> None:
     total = sum(p.numel() for p in cell.parameters()) + sum(p.numel() for p in readout.parameters())
     assert total == 23_569
     assert cell.output_size == 80
+
+
+def test_all_zero_directions_keep_gradients_finite() -> None:
+    """With use_relu, a head whose outer product is all negative has a zero direction."""
+    torch.manual_seed(0)
+    cell = make_cell("nru", 2, 3, memory_size=4, num_heads=1, use_relu=True)
+    with torch.no_grad():
+        for lin in (cell.write, cell.erase):
+            lin.weight.zero_()
+            lin.bias.copy_(torch.tensor([-1.0, -1.0, 1.0, 1.0]))  # p = -1, q = 1: p q^T < 0
+    out, (_, mem) = cell(torch.randn(3, 2, 2))
+    assert torch.equal(mem, torch.zeros_like(mem))
+    (out.sum() + mem.sum()).backward()
+    assert all(torch.isfinite(p.grad).all() for p in cell.parameters() if p.grad is not None)
