@@ -5,6 +5,7 @@
     memory-bench sweep benchmarks/specs/nru.yaml --workers 2 --out sweeps/nru
     memory-bench sweep benchmarks/specs/cross.yaml --executor ray --address auto
     memory-bench sweep benchmarks/specs/nru.yaml --dry-run        # list the runs, run nothing
+    memory-bench sweep benchmarks/specs/cross.yaml --set supervised.updates=500 --set seeds=2
     memory-bench report sweeps/nru                               # re-write the report
 
 Relaunching the same command continues an interrupted sweep: finished runs are skipped, the others
@@ -20,10 +21,10 @@ import sys
 
 def run_sweep_command(args: argparse.Namespace) -> int:
     from agents.sweep.runner import default_sweep_dir, run_sweep
-    from agents.sweep.spec import expand, load_spec
+    from agents.sweep.spec import apply_overrides, expand, load_spec
 
+    spec = load_spec(apply_overrides(load_spec(args.spec), args.set))
     if args.dry_run:
-        spec = load_spec(args.spec)
         runs = expand(spec)
         print(f"{len(runs)} runs -> {args.out or default_sweep_dir(spec['name'])}")
         updates = sum(r.config["updates"] for r in runs if r.harness == "supervised")
@@ -33,7 +34,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
             print(f"  {r.id}  [{r.harness}, {size}]")
         print(f"total: {updates} supervised updates, {steps} RL env steps")
         return 0
-    outcome = run_sweep(args.spec, out=args.out, executor=args.executor, workers=args.workers, address=args.address,
+    outcome = run_sweep(spec, out=args.out, executor=args.executor, workers=args.workers, address=args.address,
                         progress=not args.no_progress, report=not args.no_report)
     print(f"{outcome.total} runs: {len(outcome.skipped)} already finished, {len(outcome.executed)} executed, "
           f"{len(outcome.failed)} failed")
@@ -55,6 +56,8 @@ def add_parser(subparsers) -> None:
         "Relaunch the same command to continue an interrupted sweep.",
     )
     p.add_argument("spec", metavar="SPEC.yaml", help="sweep spec (YAML)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a spec value by its dot path (repeatable), e.g. --set supervised.updates=2000 --set seeds=2")
     p.add_argument("--executor", choices=("local", "ray"), default="local",
                    help="local: process pool on this machine (default); ray: Ray tasks (pip install 'memory-bench[ray]')")
     p.add_argument("--address", default=None, help="Ray cluster address for ray.init(address=...), e.g. auto; default: start a local Ray")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import io
 import json
 import os
@@ -30,6 +31,7 @@ _RL_RESERVED = ("help", "out", "threads", "no_progress")
 _RL_DICT_OPTIONS = ("env_kw", "cell_kw", "aux_kw")
 
 
+@functools.lru_cache(maxsize=1)
 def _rl_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     """A ``memory-bench`` parser with only the ``rl`` command, and that command's own parser."""
     from agents.rl.cli import add_parser

@@ -139,6 +139,14 @@ def prepare(spec: Mapping[str, Any], runs: list[RunSpec], sweep: SweepDir) -> No
     write_json(sweep.manifest_path, {"name": spec["name"], "report": spec["report"], "runs": [r.to_dict() for r in runs]})
 
 
+def plan(runs: list[RunSpec], sweep: SweepDir) -> tuple[list[RunSpec], list[Job]]:
+    """Split ``runs`` into the finished ones (skipped) and the jobs to execute (all others:
+    never started, half-written, or failed)."""
+    skipped = [run for run in runs if sweep.status(run.id) == "done"]
+    jobs = [Job(run.to_dict(), sweep.run_dir(run.id), sweep.log_path(run.id)) for run in runs if run not in skipped]
+    return skipped, jobs
+
+
 def run_sweep(
     spec: str | os.PathLike | Mapping[str, Any],
     out: str | os.PathLike | None = None,
@@ -173,15 +181,11 @@ def run_sweep(
     try:
         prepare(spec, runs, sweep)
         outcome = SweepOutcome(sweep.path, len(runs))
-        jobs = []
-        for run in runs:
-            if sweep.status(run.id) == "done":
-                outcome.skipped.append(run.id)
-                continue
-            run_dir = sweep.run_dir(run.id)
-            if run_dir.exists():  # half-written by a crash, or failed before: start clean
-                shutil.rmtree(run_dir)
-            jobs.append(Job(run.to_dict(), run_dir, sweep.log_path(run.id)))
+        skipped, jobs = plan(runs, sweep)
+        outcome.skipped = [run.id for run in skipped]
+        for job in jobs:
+            if job.run_dir.exists():  # half-written by a crash, or failed before: start clean
+                shutil.rmtree(job.run_dir)
         bar = tqdm(total=len(runs), initial=len(outcome.skipped), disable=not progress, unit="run", dynamic_ncols=True,
                    desc=f"sweep {spec['name']}")
         try:

@@ -29,7 +29,9 @@
 
 Expansion: tasks (each list-valued task kwarg is an axis) x cells x seeds. A run's settings are
 the harness defaults, overridden by the task entry's ``supervised:``/``rl:`` block, then by the
-cell entry's block and its ``per_task: {TASK_LABEL: {...}}`` block, then the seed.
+cell entry's block and its ``per_task: {TASK_LABEL: {...}}`` block, then the seed. A ``per_task``
+block may also set ``hidden_size`` and ``cell_kwargs`` (merged into the cell's) for that task, e.g.
+the larger psMNIST models of a paper.
 
 A string starting with ``=`` anywhere in the settings or cell kwargs is a small arithmetic
 expression (numbers, + - * / // % **, min, max, round, int) over the run's task kwargs, its
@@ -162,6 +164,26 @@ def load_spec(path_or_dict: str | Path | Mapping[str, Any]) -> dict[str, Any]:
         _check_keys(f"{where}: cells[{i}]", entry, _CELL_KEYS)
         if not isinstance(entry.get("cell"), str):
             raise ValueError(f"{where}: cells[{i}].cell={entry.get('cell')!r} must be a cell name")
+    return spec
+
+
+def apply_overrides(spec: Mapping[str, Any], items: list[str] | None) -> dict[str, Any]:
+    """``["supervised.updates=2000", "seeds=2"]`` -> a copy of ``spec`` with those values set
+    (dot paths into nested mappings; values parsed like ``--task-kw`` values)."""
+    from agents.supervised.cli import parse_value
+
+    spec = copy.deepcopy(dict(spec))
+    for item in items or []:
+        path, sep, text = item.partition("=")
+        keys = path.strip().split(".")
+        if not sep or not all(keys):
+            raise ValueError(f"--set {item!r} is malformed: expected KEY.SUBKEY=VALUE, e.g. supervised.updates=2000")
+        node = spec
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"--set {item!r}: {key!r} is not a mapping in the spec")
+        node[keys[-1]] = parse_value(text)
     return spec
 
 
@@ -365,9 +387,11 @@ def expand(spec: Mapping[str, Any]) -> list[RunSpec]:
 
 
 def _run_config(spec, harness, t_entry, t_label, task_kwargs, c_entry, seed, where) -> dict[str, Any]:
+    per_task = dict((c_entry.get("per_task") or {}).get(t_label) or {})
+    hidden_size = per_task.pop("hidden_size", c_entry.get("hidden_size"))
+    cell_kwargs = {**(c_entry.get("cell_kwargs") or {}), **(per_task.pop("cell_kwargs", None) or {})}
     settings: dict[str, Any] = {}
-    for block in (spec[harness], t_entry.get(harness) or {}, c_entry.get(harness) or {},
-                  (c_entry.get("per_task") or {}).get(t_label) or {}):
+    for block in (spec[harness], t_entry.get(harness) or {}, c_entry.get(harness) or {}, per_task):
         if not isinstance(block, dict):
             raise ValueError(f"{where}: {harness} settings {block!r} must be a mapping")
         settings.update(copy.deepcopy(block))
@@ -375,7 +399,6 @@ def _run_config(spec, harness, t_entry, t_label, task_kwargs, c_entry, seed, whe
     clash = sorted(identity & set(settings))
     if clash:
         raise ValueError(f"{where}: set {', '.join(clash)} in the task/cell entries, not in {harness} settings")
-    cell_kwargs = c_entry.get("cell_kwargs") or {}
     if not isinstance(cell_kwargs, dict):
         raise ValueError(f"{where}: cell_kwargs={cell_kwargs!r} must be a mapping")
     task_obj = None
@@ -398,8 +421,8 @@ def _run_config(spec, harness, t_entry, t_label, task_kwargs, c_entry, seed, whe
 
         data = {"task": t_entry["task"], "task_kwargs": dict(task_kwargs), "cell": c_entry["cell"],
                 "cell_kwargs": cell_kwargs, **settings, "seed": seed}
-        if "hidden_size" in c_entry:
-            data["hidden_size"] = c_entry["hidden_size"]
+        if hidden_size is not None:
+            data["hidden_size"] = hidden_size
         try:
             config = TrainConfig.from_dict(data).to_dict()
         except ValueError as err:
@@ -408,8 +431,8 @@ def _run_config(spec, harness, t_entry, t_label, task_kwargs, c_entry, seed, whe
         return config
     data = {"env": t_entry["task"], "env_kw": dict(task_kwargs), "cell": c_entry["cell"], "cell_kw": cell_kwargs,
             **settings, "seed": seed}
-    if "hidden_size" in c_entry:
-        data["hidden_size"] = c_entry["hidden_size"]
+    if hidden_size is not None:
+        data["hidden_size"] = hidden_size
     from agents.sweep.execute import rl_argv
 
     try:
