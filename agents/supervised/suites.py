@@ -200,6 +200,7 @@ def _copy_like(key: str, task: str, knob: str, paper_value: int, extra: Mapping[
 # -- NRU (Chandar et al. 2019), PAPERS §2.5-2.9 ------------------------------------------------
 
 _NRU_PAPER = {"updates": 200_000, "eval_every": 1000}
+_NRU_SMALL = {"updates": 200}  # ten cells x three tasks in <= 15 minutes
 NRU = Suite(
     name="nru",
     title="Towards Non-saturating Recurrent Units (Chandar et al., AAAI 2019)",
@@ -212,11 +213,11 @@ NRU = Suite(
         "configs ([U]): 128 units (synthetic) / 512 (psMNIST), capacity 2."
     ),
     tasks=(
-        _copy_like("copy-100", "copy", "delay", 100, {"score": "all"}, _NRU_PAPER),
+        _copy_like("copy-100", "copy", "delay", 100, {"score": "all"}, _NRU_PAPER, small_train=_NRU_SMALL),
         TaskSpec("copy-200", "copy", {"paper": {"task_kwargs": {"delay": 200, "score": "all"}, "size": "synthetic",
                                                "train": {**_SYNTHETIC_EVAL, **_NRU_PAPER}}}),
-        _copy_like("varcopy-100", "VariableCopy-v0", "max_delay", 100, {"score": "all", "per_batch": True}, _NRU_PAPER),
-        _copy_like("denoise-100", "denoise", "delay", 100, {}, _NRU_PAPER),
+        _copy_like("varcopy-100", "VariableCopy-v0", "max_delay", 100, {"score": "all", "per_batch": True}, _NRU_PAPER, small_train=_NRU_SMALL),
+        _copy_like("denoise-100", "denoise", "delay", 100, {}, _NRU_PAPER, small_train=_NRU_SMALL),
         TaskSpec("psmnist", "PermutedMNIST-v0", {
             "paper": {"task_kwargs": {"extra_step": True}, "size": "pmnist",
                       "train": {"updates": 50_000, "batch_size": 100, "eval_every": 500, **_PIXEL_EVAL}},
