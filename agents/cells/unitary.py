@@ -113,9 +113,11 @@ class GivensRotations(nn.Module):
 
     def forward(self, h: Tensor) -> Tensor:
         """``h U^T`` by applying the layers one after the other (``O(L N)`` per row)."""
-        cos, sin = self.coefficients()
+        return self._apply_layers(h, *self.coefficients())
+
+    def _apply_layers(self, h: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
         for layer in range(self.num_layers):
-            h = h * cos[layer] + h[..., self.partner[layer]] * sin[layer]
+            h = h * cos[layer] + h.index_select(-1, self.partner[layer]) * sin[layer]
         return h
 
     def matrix(self) -> Tensor:
@@ -126,7 +128,8 @@ class GivensRotations(nn.Module):
     def operator(self) -> Callable[[Tensor], Tensor]:
         """``h -> h U^T``, with whatever representation is cheaper for this N and L (see module doc)."""
         if self.size >= 200 * max(self.num_layers, 1):
-            return self
+            cos, sin = self.coefficients()
+            return lambda h: self._apply_layers(h, cos, sin)
         transposed = self(torch.eye(self.size, dtype=self.angles.dtype, device=self.angles.device))
         return lambda h: h @ transposed
 
