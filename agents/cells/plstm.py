@@ -48,7 +48,7 @@ class TimeGatedLSTM(RecurrentCell):
     (gate values for given times) and :meth:`is_update` (which of them count as an update).
 
     After each forward, ``gate_openness`` holds the ``[T, B, H]`` gate values (differentiable, for
-    a budget loss) and ``update_count`` the number of (unit, step) pairs counted as an update,
+    a budget loss; an expanded view of one ``[T, 1, H]`` row when all samples share the clock) and ``update_count`` the number of (unit, step) pairs counted as an update,
     averaged over the batch, so ``1 - update_count / (T * H)`` is the fraction of skipped updates.
     """
 
@@ -95,16 +95,22 @@ class TimeGatedLSTM(RecurrentCell):
         if state is None:
             state = self.initial_state(batch, inputs.device)
         h, c, start = state
-        times = step_times(start, resets, inputs.shape[0])  # [T, B]
-        gates = self.openness(times)  # [T, B, H]
-        self.gate_openness = gates
-        self.update_count = self.is_update(times.detach(), gates.detach()).sum().to(gates.dtype) / batch
+        steps = inputs.shape[0]
+        if resets is None and bool((start == start[:1]).all()):
+            # Every sample is at the same step of its episode: one gate row serves the batch.
+            times = step_times(start[:1], None, steps)  # [T, 1]
+        else:
+            times = step_times(start, resets, steps)  # [T, B]
+        gates = self.openness(times)  # [T, 1 or B, H]
+        self.gate_openness = gates.expand(steps, batch, self.hidden_size)
+        updates = self.is_update(times.detach(), gates.detach()).sum().to(gates.dtype)
+        self.update_count = updates / times.shape[1]  # per sequence: averaged over the batch
         proj = F.linear(inputs, self.weight_ih, self.bias_ih + self.bias_hh)  # [T, B, 4H]
         zero = (torch.zeros_like(h), torch.zeros_like(c)) if resets is not None else None
-        steps = resets.unbind(0) if resets is not None else [None] * inputs.shape[0]
+        reset_rows = resets.unbind(0) if resets is not None else [None] * steps
         w_hh = self.weight_hh.t()
         outs = []
-        for p_t, k_t, r in zip(proj.unbind(0), gates.unbind(0), steps):
+        for p_t, k_t, r in zip(proj.unbind(0), gates.unbind(0), reset_rows):
             if r is not None:
                 h, c = reset_state((h, c), r, zero)
             i, f, g, o = torch.addmm(p_t, h, w_hh).chunk(4, dim=1)
@@ -113,7 +119,7 @@ class TimeGatedLSTM(RecurrentCell):
             c = c + k_t * (c_new - c)
             h = h + k_t * (h_new - h)
             outs.append(h)
-        return torch.stack(outs), (h, c, times[-1] + 1)
+        return torch.stack(outs), (h, c, (times[-1] + 1).expand(batch).clone())
 
 
 class PhasedLSTMCell(TimeGatedLSTM):
