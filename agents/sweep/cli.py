@@ -34,8 +34,14 @@ def run_sweep_command(args: argparse.Namespace) -> int:
             print(f"  {r.id}  [{r.harness}, {size}]")
         print(f"total: {updates} supervised updates, {steps} RL env steps")
         return 0
-    outcome = run_sweep(spec, out=args.out, executor=args.executor, workers=args.workers, address=args.address,
-                        progress=not args.no_progress, report=not args.no_report)
+    from agents.sweep.executors import SweepInterrupted
+
+    try:
+        outcome = run_sweep(spec, out=args.out, executor=args.executor, workers=args.workers, address=args.address,
+                            progress=not args.no_progress, report=not args.no_report)
+    except SweepInterrupted as err:
+        print(f"memory-bench sweep: error: {err}", file=sys.stderr)
+        return 1
     print(f"{outcome.total} runs: {len(outcome.skipped)} already finished, {len(outcome.executed)} executed, "
           f"{len(outcome.failed)} failed")
     for run_id, error in outcome.failed.items():
