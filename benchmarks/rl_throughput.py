@@ -11,7 +11,7 @@ All use the same SB3 VecEnv (memenvs' numpy-batched env through agents.rl.make_v
 difference is the algorithm. Prints FPS and each one's ratio to sb3-contrib's (target >= 3x)::
 
     python benchmarks/rl_throughput.py                       # TMaze(10), 8 envs, 8192 steps
-    python benchmarks/rl_throughput.py --timesteps 16384 --which ours contrib --threads 1
+    python benchmarks/rl_throughput.py --timesteps 16384 --which ours contrib --threads 1 --repeats 3
 
 sb3-contrib is optional (``pip install sb3-contrib``); without it that row is skipped.
 """
@@ -22,6 +22,7 @@ import argparse
 import time
 from typing import Any
 
+import numpy as np
 import torch
 
 from agents.rl import RecurrentPPO, make_vec_env
@@ -76,6 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--which", nargs="+", choices=CHOICES, default=list(CHOICES))
+    p.add_argument("--repeats", type=int, default=1, help="measurements per implementation, round-robin; the median is shown")
     args = p.parse_args(argv)
     args.env_kwargs = parse_kwargs(args.env_kw, "--env-kw") if args.env_kw else {"corridor_length": 10}
     if args.threads is not None:
@@ -86,17 +88,21 @@ def main(argv: list[str] | None = None) -> None:
         f"n_epochs={args.n_epochs} hidden={args.hidden_size} timesteps={args.timesteps} device={args.device} "
         f"threads={torch.get_num_threads()}"
     )
-    results: dict[str, float] = {}
-    for which in args.which:
-        try:
-            results[which] = measure(which, args)
-        except ImportError as err:
-            print(f"{which}: skipped ({err})")
-            continue
-        print(f"{which:12s} {results[which]:8.0f} steps/s", flush=True)
+    # Round-robin repeats and medians: on a shared machine the load drifts between measurements.
+    runs: dict[str, list[float]] = {which: [] for which in args.which}
+    for _ in range(args.repeats):
+        for which in list(runs):
+            try:
+                runs[which].append(measure(which, args))
+            except ImportError as err:
+                print(f"{which}: skipped ({err})")
+                del runs[which]
+                continue
+            print(f"{which:12s} {runs[which][-1]:8.0f} steps/s", flush=True)
+    results = {which: float(np.median(fps)) for which, fps in runs.items()}
 
     anchor = results.get("contrib")
-    print("\n| implementation | steps/s | vs sb3-contrib |\n|---|---|---|")
+    print("\n| implementation | steps/s (median) | vs sb3-contrib |\n|---|---|---|")
     for which, fps in results.items():
         ratio = f"{fps / anchor:.2f}x" if anchor else "n/a"
         print(f"| {which} | {fps:.0f} | {ratio} |")
