@@ -19,6 +19,7 @@ from memenvs.tasks.cards import (
     RepeatPreviousTask,
     _hypergeom_pmf,
 )
+from helpers import run_episode
 
 FAMILIES = ("RepeatPrevious", "RepeatFirst", "CountRecall", "Autoencode")
 IDS = [f"memenvs/{f}{s}-v0" for f in FAMILIES for s in ("", "Easy", "Medium", "Hard")]
@@ -29,16 +30,6 @@ def memoryless_returns(task, episodes: int, seed: int) -> np.ndarray:
     batch = task.sample(episodes, np.random.default_rng(seed))
     preds = np.stack([task.memoryless_prediction(batch.inputs[t], t) for t in range(batch.seq_len)])
     return task.returns(preds, batch)
-
-
-def run_episode(env: gym.Env, policy, seed: int) -> float:
-    env.reset(seed=seed)
-    total, done = 0.0, False
-    while not done:
-        _, reward, terminated, truncated, _ = env.step(policy(env.unwrapped))
-        total += reward
-        done = terminated or truncated
-    return total
 
 
 @pytest.mark.parametrize("env_id", IDS)

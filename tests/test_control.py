@@ -16,21 +16,11 @@ import memenvs
 from memenvs.control.memory_chain import MemoryChainTask
 from memenvs.control.tmaze import TMazeVectorEnv, random_policy_return
 from memenvs.core import TaskVectorEnv
+from helpers import run_episode
 
 FAMILIES = ("TMaze", "MemoryChain", "StatelessCartPole", "NoisyStatelessCartPole")
 IDS = [i for i in memenvs.list_ids() if i.split("/")[1].rsplit("-v", 1)[0].removesuffix("Easy").removesuffix(
     "Medium").removesuffix("Hard") in FAMILIES]
-
-
-def run_episode(env: gym.Env, policy: Callable[[gym.Env], object], seed: int | None = None) -> float:
-    """Return of one episode where ``policy(env.unwrapped)`` picks each action."""
-    env.reset(seed=seed)
-    total, done = 0.0, False
-    while not done:
-        _, reward, terminated, truncated, _ = env.step(policy(env.unwrapped))
-        total += reward
-        done = terminated or truncated
-    return total
 
 
 def vector_returns(vec: gym.vector.VectorEnv, policy: Callable[[gym.vector.VectorEnv], np.ndarray], episodes: int,

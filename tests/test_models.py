@@ -8,23 +8,8 @@ import torch
 from torch import nn
 
 import memenvs
-from agents.cells.base import CELLS, RecurrentCell
 from agents.models import OneHotEncoder, SequenceModel, count_parameters, make_encoder
-
-
-class TinyRNN(RecurrentCell):
-    """h_t = tanh(W [x_t; h_{t-1}] + b), written here so these tests do not depend on agents/cells."""
-
-    def __init__(self, input_size: int, hidden_size: int) -> None:
-        super().__init__(input_size, hidden_size)
-        self.lin = nn.Linear(input_size + hidden_size, hidden_size)
-
-    def initial_state(self, batch_size, device=None):
-        return torch.zeros(batch_size, self.hidden_size, device=device, dtype=self.dtype)
-
-    def step(self, x, h):
-        h = torch.tanh(self.lin(torch.cat([x, h], -1)))
-        return h, h
+from tiny_cells import TinyRNN, register
 
 
 class TinyGated(TinyRNN):
@@ -39,18 +24,9 @@ class TinyGated(TinyRNN):
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one intra-op thread avoids OpenMP spin-waiting on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(autouse=True)
 def tiny_cells(monkeypatch):
-    monkeypatch.setitem(CELLS, "tiny", f"{__name__}:TinyRNN")
-    monkeypatch.setitem(CELLS, "tiny-gated", f"{__name__}:TinyGated")
+    register(monkeypatch, "tiny", TinyRNN)
+    register(monkeypatch, "tiny-gated", TinyGated)
 
 
 def real_model(features: int = 2, hidden: int = 5, cell: str = "tiny") -> SequenceModel:

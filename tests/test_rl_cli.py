@@ -17,14 +17,6 @@ TINY = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def restore_threads():
-    """``--threads 1`` (the shared 2-core test machine) sets a process-wide torch setting."""
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_rl_run_writes_a_complete_run_directory(tmp_path, capsys) -> None:
     assert main(["rl", *TINY, "--out", str(tmp_path / "run")]) == 0
     run = tmp_path / "run"

@@ -16,15 +16,6 @@ ACTIONS = spaces.Discrete(3)
 T, B = 10, 3
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The test machine's 2 cores are shared; intra-op threads only add contention at these sizes."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make_policy(cell: str = "gru", obs_space: spaces.Space = OBS, **kwargs) -> CellPolicy:
     torch.manual_seed(0)
     kwargs.setdefault("hidden_size", 8)

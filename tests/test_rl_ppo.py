@@ -21,15 +21,6 @@ from agents.rl import RecurrentPPO, evaluate, make_vec_env
 SMALL = {"hidden_size": 8, "net_arch": [8]}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The test machine's 2 cores are shared; intra-op threads only add contention at these sizes."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class CountingEnv(gym.Env):
     """Observation ``[x, t]`` with ``x`` drawn at reset; reward = action; action 1 ends the episode
     from step 3 on. Wrapped in ``TimeLimit(4)`` it mixes terminations and truncations, and its

@@ -7,38 +7,24 @@ import csv
 import json
 
 import pytest
-import torch
-from torch import nn
 
-from agents.cells.base import CELLS, RecurrentCell
 from agents.cli import main
 from agents.supervised.cli import parse_curriculum, parse_kwargs, parse_value
+from tiny_cells import TinyRNN, register
 
 
-class TinyRNN(RecurrentCell):
-    """h_t = tanh(W [x_t; h_{t-1}] + b)."""
+class CheckedTinyRNN(TinyRNN):
+    """TinyRNN with an option whose bad values the CLI must report in one line."""
 
     def __init__(self, input_size: int, hidden_size: int, scale: float = 1.0) -> None:
-        super().__init__(input_size, hidden_size)
         if scale <= 0:
             raise ValueError(f"scale={scale!r} must be > 0")
-        self.lin = nn.Linear(input_size + hidden_size, hidden_size)
-
-    def initial_state(self, batch_size, device=None):
-        return torch.zeros(batch_size, self.hidden_size, device=device, dtype=self.dtype)
-
-    def step(self, x, h):
-        h = torch.tanh(self.lin(torch.cat([x, h], -1)))
-        return h, h
+        super().__init__(input_size, hidden_size)
 
 
 @pytest.fixture(autouse=True)
 def tiny_cell(monkeypatch):
-    monkeypatch.setitem(CELLS, "tiny", f"{__name__}:TinyRNN")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: avoid OpenMP spin-waiting on a busy machine
-    yield
-    torch.set_num_threads(threads)
+    register(monkeypatch, "tiny", CheckedTinyRNN)
 
 
 SMALL = ["--task", "copy", "--task-kw", "delay=3", "--task-kw", "length=2", "--cell", "tiny", "--hidden-size", "6",

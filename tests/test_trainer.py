@@ -13,30 +13,15 @@ import torch
 from torch import nn
 
 import memenvs
-from agents.cells.base import CELLS, RecurrentCell
 from agents.supervised import TrainConfig, TrainingDiverged, build, evaluate, load_model, train
 from agents.supervised.metrics import MetricAccumulator, sequence_loss, to_tensors
 from agents.supervised.runs import load_checkpoint
 from memenvs.tasks.copy import CopyTask
+from tiny_cells import TinyRNN, register
 
 # --------------------------------------------------------------------------------------------
-# Test doubles: a tiny cell and tasks importable as "module:Class"
+# Test doubles: a gated tiny cell and tasks importable as "module:Class"
 # --------------------------------------------------------------------------------------------
-
-
-class TinyRNN(RecurrentCell):
-    """h_t = tanh(W [x_t; h_{t-1}] + b)."""
-
-    def __init__(self, input_size: int, hidden_size: int) -> None:
-        super().__init__(input_size, hidden_size)
-        self.lin = nn.Linear(input_size + hidden_size, hidden_size)
-
-    def initial_state(self, batch_size, device=None):
-        return torch.zeros(batch_size, self.hidden_size, device=device, dtype=self.dtype)
-
-    def step(self, x, h):
-        h = torch.tanh(self.lin(torch.cat([x, h], -1)))
-        return h, h
 
 
 class GatedRNN(TinyRNN):
@@ -98,18 +83,9 @@ class SplitCopyTask(CopyTask):
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one intra-op thread avoids OpenMP spin-waiting on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(autouse=True)
 def tiny_cells(monkeypatch):
-    monkeypatch.setitem(CELLS, "tiny", f"{MODULE}:TinyRNN")
-    monkeypatch.setitem(CELLS, "tiny-gated", f"{MODULE}:GatedRNN")
+    register(monkeypatch, "tiny", TinyRNN)
+    register(monkeypatch, "tiny-gated", GatedRNN)
 
 
 def small(**changes) -> TrainConfig:
