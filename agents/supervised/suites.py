@@ -260,6 +260,7 @@ NRU = Suite(
 # -- Chrono initialisation (Tallec & Ollivier 2018), PAPERS §3.4-3.7 ---------------------------
 
 _CHRONO_COPY = {"batch_size": 32, "updates": 20_000, "eval_every": 500}
+_CHRONO_SMALL = {"batch_size": 32, "updates": 1000, "eval_every": 100}  # fused LSTMs: ~5 minutes in all here
 _CHRONO_ADDING = {"batch_size": 256, "updates": 20_000, "eval_every": 500}
 _WARP_PAPER = {"batch_size": 32, "updates": 4_700, "eval_every": 250}  # 3 epochs of 50k sequences
 _WARP_CELLS = ("warp-10", "warp-50", "warp-100", "warp-uniform-50")
@@ -276,16 +277,15 @@ CHRONO = Suite(
         "The paper's lr halving on plateaus is not applied."
     ),
     tasks=(
-        _copy_like("copy-500", "copy", "delay", 500, {"score": "all"}, _CHRONO_COPY, small_value=50,
-                   small_train={"batch_size": 32}),
+        _copy_like("copy-500", "copy", "delay", 500, {"score": "all"}, _CHRONO_COPY, small_value=50, small_train=_CHRONO_SMALL),
         TaskSpec("copy-2000", "copy", {"paper": {"task_kwargs": {"delay": 2000, "score": "all"}, "size": "synthetic",
                                                  "train": {**_SYNTHETIC_EVAL, **_CHRONO_COPY}}}),
         _copy_like("varcopy-500", "VariableCopy-v0", "max_delay", 500, {"score": "all"}, _CHRONO_COPY, small_value=50,
-                   small_train={"batch_size": 32}),
+                   small_train=_CHRONO_SMALL),
         TaskSpec("adding-200", "adding", {
             "smoke": {"task_kwargs": {"seq_len": 10}, "size": "tiny", "train": _SMOKE},
             "small": {"task_kwargs": {"seq_len": 50}, "size": "small",
-                      "train": {"batch_size": 64, "updates": 300, "eval_every": 50, "eval_batches": 2, "eval_batch_size": 100}},
+                      "train": {"eval_batches": 2, "eval_batch_size": 100, **_CHRONO_SMALL, "batch_size": 64}},
             "paper": {"task_kwargs": {"seq_len": 200}, "size": "synthetic", "train": {**_SYNTHETIC_EVAL, **_CHRONO_ADDING}},
         }),
         TaskSpec("adding-750", "adding", {"paper": {"task_kwargs": {"seq_len": 750}, "size": "synthetic",
@@ -293,7 +293,7 @@ CHRONO = Suite(
         TaskSpec("warp-10", "TimeWarp-v0", {
             "smoke": {"task_kwargs": {"seq_len": 12, "max_warp": 3}, "size": "tiny", "train": _SMOKE},
             "small": {"task_kwargs": {"seq_len": 100, "max_warp": 10}, "size": "warp-small",
-                      "train": {"batch_size": 32, "updates": 300, "eval_every": 50, "eval_batches": 2, "eval_batch_size": 100}},
+                      "train": {"eval_batches": 2, "eval_batch_size": 100, **_CHRONO_SMALL}},
             "paper": {"task_kwargs": {"seq_len": 500, "max_warp": 10}, "size": "warp", "train": {**_SYNTHETIC_EVAL, **_WARP_PAPER}},
         }),
         *(TaskSpec(f"warp-{w}", "TimeWarp-v0", {"paper": {"task_kwargs": {"seq_len": 500, "max_warp": w}, "size": "warp",
@@ -759,7 +759,7 @@ def run_command(args: argparse.Namespace) -> int:
         for name in names:
             for r in plan(name, args.scale, args.seed, args.device, overrides):
                 what = r.skip_reason or json.dumps({k: v for k, v in r.config.to_dict().items()
-                                                    if v != defaults[k] or k in ("task", "cell")})
+                                                    if v != defaults[k] or k in ("task", "cell", "hidden_size", "updates", "batch_size")})
                 print(f"{r.path(out)}: {what}")
         return 0
     boards = [run_suite(name, args.scale, out, args.seed, args.device, overrides, progress=not args.no_progress) for name in names]
