@@ -11,10 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from agents.cells import fused as fused_module
 from agents.cells import make_cell
 from agents.cells.gru import GRUCell
 from agents.cells.janet import JANETCell
-from agents.cells import lstm as lstm_module
 from agents.cells.lstm import LSTMCell
 from agents.cells.rnn import GatedRNNCell, LeakyRNNCell, RNNCell
 from agents.init import chrono_bias, chrono_init
@@ -110,8 +110,8 @@ def test_fused_kernel_runs_once_per_reset_free_piece(monkeypatch):
     """Without resets one kernel call; with resets, one per distinct reset step after the first."""
     cell = LSTMCell(I, H)
     calls = []
-    original = lstm_module._KERNELS["LSTM"]
-    monkeypatch.setitem(lstm_module._KERNELS, "LSTM", lambda x, *a: calls.append(x.shape[0]) or original(x, *a))
+    original = fused_module._KERNELS["LSTM"]
+    monkeypatch.setitem(fused_module._KERNELS, "LSTM", lambda x, *a: calls.append(x.shape[0]) or original(x, *a))
     x = seeded_inputs(T, B, I)
     cell(x)
     assert calls == [T]

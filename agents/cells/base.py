@@ -10,8 +10,9 @@ episode start inside a training sequence). Cells whose update depends on the tim
 Phased LSTM) keep their step counter inside the state, so a reset restarts it.
 
 Most cells only implement :meth:`RecurrentCell.step` (one time step) and inherit the shared time
-loop in :meth:`RecurrentCell.forward`; cells with a fused kernel (LSTM, GRU) override ``forward``
-and fall back to the loop when resets are given.
+loop in :meth:`RecurrentCell.forward`. :class:`ProjectedCell` splits the step into an input
+projection done for all steps in one matmul and a recurrent update; cells with a fused PyTorch
+kernel (LSTM, GRU, RNN) run it through :class:`agents.cells.fused.FusedCell`.
 """
 
 from __future__ import annotations
@@ -99,6 +100,38 @@ class RecurrentCell(nn.Module):
 
     def extra_repr(self) -> str:
         return f"input_size={self.input_size}, hidden_size={self.hidden_size}"
+
+
+class ProjectedCell(RecurrentCell):
+    """A cell whose update splits into an input projection that does not depend on the state and a
+    recurrent step on that projection, so the sequence path projects all time steps in one matmul.
+
+    Subclasses implement :meth:`_project` (``x [..., I]`` -> ``[..., P]``) and
+    :meth:`_step_projected` (one step from a projected input); :meth:`step`, :meth:`loop` and the
+    default ``forward`` (the loop) follow. The default state is ``h [B, hidden_size]``, zeros.
+    """
+
+    def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
+        return torch.zeros(batch_size, self.hidden_size, device=device or self.device, dtype=self.dtype)
+
+    def forward(self, inputs: Tensor, state: State | None = None, resets: Tensor | None = None) -> tuple[Tensor, State]:
+        return self.loop(inputs, state, resets)
+
+    def loop(self, inputs: Tensor, state: State | None = None, resets: Tensor | None = None) -> tuple[Tensor, State]:
+        """The per-step path (same contract as ``forward``), inputs projected for all steps at once."""
+        check_inputs(self, inputs, resets)
+        return self._loop(self._project(inputs), state, resets, step=self._step_projected)
+
+    def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        return self._step_projected(self._project(x), state)
+
+    def _project(self, x: Tensor) -> Tensor:
+        """The state-independent part of the update for any leading shape (e.g. ``x W^T + b``)."""
+        raise NotImplementedError
+
+    def _step_projected(self, xw: Tensor, state: State) -> tuple[Tensor, State]:
+        """One time step from the projected input ``xw [B, P]``; returns ``(out, state)``."""
+        raise NotImplementedError
 
 
 def check_inputs(cell: RecurrentCell, inputs: Tensor, resets: Tensor | None) -> None:

@@ -6,12 +6,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from agents.cells.base import RecurrentCell, State, check_inputs
-from agents.cells.lstm import run_fused
-from memenvs.core import check_choice, check_float
+from agents.cells.base import State
+from agents.cells.fused import FusedCell, check_chrono_t_max
+from memenvs.core import check_choice
 
 
-class GRUCell(RecurrentCell):
+class GRUCell(FusedCell):
     """Gated recurrent unit (Cho et al. 2014) in PyTorch's convention.
 
     Equations (gate order r, z, n as in ``nn.GRU``)::
@@ -24,7 +24,7 @@ class GRUCell(RecurrentCell):
     ``z`` is the *keep* gate: a unit with ``z`` near 1 holds its state. The parameters live in
     ``self.rnn``, an ``nn.GRU`` (``weight_ih``, ``weight_hh``, ``bias_ih``, ``bias_hh`` point at
     them), so every forward runs PyTorch's fused kernel (cuDNN on GPU), cut only at the steps where
-    some sample resets (:func:`agents.cells.lstm.run_fused`). :meth:`loop` runs the same math per
+    some sample resets (:func:`agents.cells.fused.run_fused`). :meth:`loop` runs the same math per
     step; ``step`` advances one time step.
 
     State: ``h`` ``[B, hidden_size]``, zeros at an episode start.
@@ -42,11 +42,7 @@ class GRUCell(RecurrentCell):
     def __init__(self, input_size: int, hidden_size: int, init: str = "default", t_max: float | None = None) -> None:
         super().__init__(input_size, hidden_size)
         self.init = check_choice("init", init, ("default", "chrono"))
-        if t_max is not None:
-            t_max = check_float("t_max", t_max, low=2)
-        elif init == "chrono":
-            raise ValueError("t_max=None: init='chrono' needs t_max, the longest time constant in steps (>= 2)")
-        self.t_max = t_max
+        self.t_max = check_chrono_t_max(init, t_max)
         self.rnn = nn.GRU(input_size, hidden_size)
         self.reset_parameters()
 
@@ -61,39 +57,9 @@ class GRUCell(RecurrentCell):
 
             chrono_init(self, self.t_max)
 
-    @property
-    def weight_ih(self) -> Tensor:
-        return self.rnn.weight_ih_l0
-
-    @property
-    def weight_hh(self) -> Tensor:
-        return self.rnn.weight_hh_l0
-
-    @property
-    def bias_ih(self) -> Tensor:
-        return self.rnn.bias_ih_l0
-
-    @property
-    def bias_hh(self) -> Tensor:
-        return self.rnn.bias_hh_l0
-
-    def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
-        return torch.zeros(batch_size, self.hidden_size, device=device or self.device, dtype=self.dtype)
-
-    def forward(self, inputs: Tensor, state: State | None = None, resets: Tensor | None = None) -> tuple[Tensor, State]:
-        check_inputs(self, inputs, resets)
-        if state is None:
-            state = self.initial_state(inputs.shape[1], inputs.device)
-        initial = self.initial_state(inputs.shape[1], inputs.device) if resets is not None else None
-        return run_fused(self.rnn, inputs, state, resets, initial)
-
-    def loop(self, inputs: Tensor, state: State | None = None, resets: Tensor | None = None) -> tuple[Tensor, State]:
-        """The per-step path (same contract and math as ``forward``), for reference and tests."""
-        check_inputs(self, inputs, resets)
-        return self._loop(F.linear(inputs, self.weight_ih, self.bias_ih), state, resets, step=self._step_projected)
-
-    def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
-        return self._step_projected(F.linear(x, self.weight_ih, self.bias_ih), state)
+    def _project(self, x: Tensor) -> Tensor:
+        """``x W_ih^T + b_ih`` (``b_hn`` sits inside the reset gate's product, so ``b_hh`` stays out)."""
+        return F.linear(x, self.weight_ih, self.bias_ih)
 
     def _step_projected(self, xw: Tensor, h: Tensor) -> tuple[Tensor, State]:
         hw = F.linear(h, self.weight_hh, self.bias_hh)

@@ -6,11 +6,44 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from agents.cells.base import RecurrentCell, State, check_inputs
+from agents.cells.base import ProjectedCell, State
 from memenvs.core import check_float
 
 
-class JANETCell(RecurrentCell):
+class GateCandidateCell(ProjectedCell):
+    """Shared parts of the one-gate cells (``janet``, ``gated-rnn``): a gate and a tanh candidate
+    computed from ``x`` and ``h`` by ``weight_ih [2H, I]``, ``weight_hh [2H, H]`` and one ``bias
+    [2H]`` (rows: gate, candidate), weights uniform ±1/sqrt(H) as in ``nn.LSTM``, biases by
+    :func:`agents.init.chrono_init` with ``t_max`` (>= 2 steps). Subclasses write the update in
+    :meth:`_step_projected`; the sequence path projects ``x W + b`` for all steps in one matmul.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, t_max: float) -> None:
+        super().__init__(input_size, hidden_size)
+        self.t_max = check_float("t_max", t_max, low=2)
+        self.weight_ih = nn.Parameter(torch.empty(2 * hidden_size, input_size))
+        self.weight_hh = nn.Parameter(torch.empty(2 * hidden_size, hidden_size))
+        self.bias = nn.Parameter(torch.empty(2 * hidden_size))
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Re-draw all parameters as described in the class docstring."""
+        from agents.init import chrono_init
+
+        bound = self.hidden_size**-0.5
+        self.weight_ih.uniform_(-bound, bound)
+        self.weight_hh.uniform_(-bound, bound)
+        chrono_init(self, self.t_max)
+
+    def _project(self, x: Tensor) -> Tensor:
+        return F.linear(x, self.weight_ih, self.bias)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, t_max={self.t_max}"
+
+
+class JANETCell(GateCandidateCell):
     """JANET ("just another network"): an LSTM reduced to its forget gate.
 
     Equations (gate order f, candidate)::
@@ -37,32 +70,7 @@ class JANETCell(RecurrentCell):
     """
 
     def __init__(self, input_size: int, hidden_size: int, t_max: float = 120.0) -> None:
-        super().__init__(input_size, hidden_size)
-        self.t_max = check_float("t_max", t_max, low=2)
-        self.weight_ih = nn.Parameter(torch.empty(2 * hidden_size, input_size))
-        self.weight_hh = nn.Parameter(torch.empty(2 * hidden_size, hidden_size))
-        self.bias = nn.Parameter(torch.empty(2 * hidden_size))
-        self.reset_parameters()
-
-    @torch.no_grad()
-    def reset_parameters(self) -> None:
-        """Re-draw all parameters as described in the class docstring."""
-        from agents.init import chrono_init
-
-        bound = self.hidden_size**-0.5
-        self.weight_ih.uniform_(-bound, bound)
-        self.weight_hh.uniform_(-bound, bound)
-        chrono_init(self, self.t_max)
-
-    def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
-        return torch.zeros(batch_size, self.hidden_size, device=device or self.device, dtype=self.dtype)
-
-    def forward(self, inputs: Tensor, state: State | None = None, resets: Tensor | None = None) -> tuple[Tensor, State]:
-        check_inputs(self, inputs, resets)
-        return self._loop(F.linear(inputs, self.weight_ih, self.bias), state, resets, step=self._step_projected)
-
-    def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
-        return self._step_projected(F.linear(x, self.weight_ih, self.bias), state)
+        super().__init__(input_size, hidden_size, t_max)
 
     def _step_projected(self, xw: Tensor, h: Tensor) -> tuple[Tensor, State]:
         s_f, s_c = torch.addmm(xw, h, self.weight_hh.t()).chunk(2, 1)
@@ -70,6 +78,3 @@ class JANETCell(RecurrentCell):
         candidate = torch.tanh(s_c)
         h = candidate + f * (h - candidate)
         return h, h
-
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, t_max={self.t_max}"

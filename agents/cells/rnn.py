@@ -4,15 +4,15 @@ leaky and gated RNNs."""
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from agents.cells.base import RecurrentCell, State, check_inputs
-from agents.cells.lstm import run_fused
+from agents.cells.base import State
+from agents.cells.fused import FusedCell
+from agents.cells.janet import GateCandidateCell
 from memenvs.core import check_bool, check_choice, check_float
 
 
-class RNNCell(RecurrentCell):
+class RNNCell(FusedCell):
     """Elman RNN: ``h' = act(LN(W x + b_ih + U h + b_hh))``.
 
     ``act`` is tanh or ReLU; ``LN`` is an optional LayerNorm (with its own gain and bias) on the
@@ -70,43 +70,9 @@ class RNNCell(RecurrentCell):
             self.weight_hh.copy_(torch.eye(self.hidden_size))
 
     @property
-    def weight_ih(self) -> Tensor:
-        return self.rnn.weight_ih_l0
-
-    @property
-    def weight_hh(self) -> Tensor:
-        return self.rnn.weight_hh_l0
-
-    @property
-    def bias_ih(self) -> Tensor:
-        return self.rnn.bias_ih_l0
-
-    @property
-    def bias_hh(self) -> Tensor:
-        return self.rnn.bias_hh_l0
-
-    def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
-        return torch.zeros(batch_size, self.hidden_size, device=device or self.device, dtype=self.dtype)
-
-    def forward(self, inputs: Tensor, state: State | None = None, resets: Tensor | None = None) -> tuple[Tensor, State]:
-        check_inputs(self, inputs, resets)
-        if state is None:
-            state = self.initial_state(inputs.shape[1], inputs.device)
-        if self.norm is None:
-            initial = self.initial_state(inputs.shape[1], inputs.device) if resets is not None else None
-            return run_fused(self.rnn, inputs, state, resets, initial)
-        return self.loop(inputs, state, resets)
-
-    def loop(self, inputs: Tensor, state: State | None = None, resets: Tensor | None = None) -> tuple[Tensor, State]:
-        """The per-step path (same contract as ``forward``); ``forward`` uses it for LayerNorm."""
-        check_inputs(self, inputs, resets)
-        return self._loop(self._project(inputs), state, resets, step=self._step_projected)
-
-    def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
-        return self._step_projected(self._project(x), state)
-
-    def _project(self, x: Tensor) -> Tensor:
-        return F.linear(x, self.weight_ih, self.bias_ih + self.bias_hh)
+    def fused(self) -> bool:
+        """LayerNorm has no fused kernel: it runs the per-step loop."""
+        return self.norm is None
 
     def _step_projected(self, xw: Tensor, h: Tensor) -> tuple[Tensor, State]:
         pre = torch.addmm(xw, h, self.weight_hh.t())
@@ -171,8 +137,10 @@ class LeakyRNNCell(RNNCell):
         """The per-unit leak ``a`` in (0, 1]."""
         return torch.sigmoid(self.leak_logit)
 
-    def forward(self, inputs: Tensor, state: State | None = None, resets: Tensor | None = None) -> tuple[Tensor, State]:
-        return self.loop(inputs, state, resets)
+    @property
+    def fused(self) -> bool:
+        """The leak has no fused kernel: always the per-step loop."""
+        return False
 
     def _step_projected(self, xw: Tensor, h: Tensor) -> tuple[Tensor, State]:
         new, _ = super()._step_projected(xw, h)
@@ -183,7 +151,7 @@ class LeakyRNNCell(RNNCell):
         return f"{super().extra_repr()}, max_warp={self.max_warp}"
 
 
-class GatedRNNCell(RecurrentCell):
+class GatedRNNCell(GateCandidateCell):
     """Gated RNN of the chrono paper (Tallec & Ollivier 2018, PAPERS §3.1): one learned gate
     decides, per unit and step, how much of the new candidate enters the state.
 
@@ -209,37 +177,9 @@ class GatedRNNCell(RecurrentCell):
     """
 
     def __init__(self, input_size: int, hidden_size: int, t_max: float = 10.0) -> None:
-        super().__init__(input_size, hidden_size)
-        self.t_max = check_float("t_max", t_max, low=2)
-        self.weight_ih = nn.Parameter(torch.empty(2 * hidden_size, input_size))
-        self.weight_hh = nn.Parameter(torch.empty(2 * hidden_size, hidden_size))
-        self.bias = nn.Parameter(torch.empty(2 * hidden_size))
-        self.reset_parameters()
-
-    @torch.no_grad()
-    def reset_parameters(self) -> None:
-        """Re-draw all parameters as described in the class docstring."""
-        from agents.init import chrono_init
-
-        bound = self.hidden_size**-0.5
-        self.weight_ih.uniform_(-bound, bound)
-        self.weight_hh.uniform_(-bound, bound)
-        chrono_init(self, self.t_max)
-
-    def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
-        return torch.zeros(batch_size, self.hidden_size, device=device or self.device, dtype=self.dtype)
-
-    def forward(self, inputs: Tensor, state: State | None = None, resets: Tensor | None = None) -> tuple[Tensor, State]:
-        check_inputs(self, inputs, resets)
-        return self._loop(F.linear(inputs, self.weight_ih, self.bias), state, resets, step=self._step_projected)
-
-    def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
-        return self._step_projected(F.linear(x, self.weight_ih, self.bias), state)
+        super().__init__(input_size, hidden_size, t_max)
 
     def _step_projected(self, xw: Tensor, h: Tensor) -> tuple[Tensor, State]:
         s_g, s_c = torch.addmm(xw, h, self.weight_hh.t()).chunk(2, 1)
         h = h + torch.sigmoid(s_g) * (torch.tanh(s_c) - h)
         return h, h
-
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, t_max={self.t_max}"
