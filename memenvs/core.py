@@ -381,6 +381,43 @@ class _Codec:
         return arr
 
 
+def _bind_task(
+    env: gym.Env | VectorEnv, task: SequenceTask | str | type, task_kwargs: dict[str, Any], obs_mode: ObsMode,
+    render_mode: str | None,
+) -> None:
+    """Set what :class:`TaskEnv` and :class:`TaskVectorEnv` share: ``task``, its ``_codec``,
+    ``obs_mode``, ``render_mode`` (only None) and ``reference`` scores."""
+    env.task = _resolve_task(task, task_kwargs)
+    env._codec = _Codec(env.task, obs_mode)
+    env.obs_mode = env._codec.obs_mode
+    if render_mode is not None:
+        raise ValueError(f"render_mode={render_mode!r} is not supported: memenvs tasks have no rendering")
+    env.render_mode = None
+    env.reference = env.task.reference_scores()
+
+
+def envs_to_reset(
+    rngs: list[np.random.Generator], seed: int | list[int | None] | None, options: dict[str, Any] | None
+) -> np.ndarray:
+    """Indices of the envs a vector env's ``reset(seed=..., options=...)`` restarts, after reseeding
+    their generators in ``rngs`` (one per env, replaced in place).
+
+    All envs restart, or only those of Gymnasium's partial reset ``options={"reset_mask": mask}``.
+    An int ``seed`` gives env ``i`` the seed ``seed + i`` (so it replays the single env seeded
+    ``seed + i``); a list gives one seed (or None) per env; None keeps the generators.
+    """
+    num_envs = len(rngs)
+    mask = None if options is None else options.get("reset_mask")
+    envs = np.arange(num_envs) if mask is None else np.flatnonzero(mask)
+    if seed is not None:
+        seeds = [seed + i for i in range(num_envs)] if isinstance(seed, int) else list(seed)
+        if len(seeds) != num_envs:
+            raise ValueError(f"seed list has {len(seeds)} entries, expected num_envs={num_envs}")
+        for i in envs:
+            rngs[i] = seeding.np_random(seeds[i])[0]
+    return envs
+
+
 class TaskEnv(gym.Env):
     """Gymnasium view of a :class:`SequenceTask`: one episode is one sequence.
 
@@ -411,15 +448,9 @@ class TaskEnv(gym.Env):
         render_mode: str | None = None,
         **task_kwargs: Any,
     ) -> None:
-        self.task = _resolve_task(task, task_kwargs)
-        self._codec = _Codec(self.task, obs_mode)
-        self.obs_mode = self._codec.obs_mode
-        if render_mode is not None:
-            raise ValueError(f"render_mode={render_mode!r} is not supported: memenvs tasks have no rendering")
-        self.render_mode = None
+        _bind_task(self, task, task_kwargs, obs_mode, render_mode)
         self.observation_space = self._codec.observation_space
         self.action_space = self._codec.action_space
-        self.reference = self.task.reference_scores()
         self._batch: SequenceBatch | None = None
         self._t = 0
         self._length = 0
@@ -488,17 +519,11 @@ class TaskVectorEnv(VectorEnv):
         **task_kwargs: Any,
     ) -> None:
         self.num_envs = check_int("num_envs", num_envs, low=1)
-        self.task = _resolve_task(task, task_kwargs)
-        self._codec = _Codec(self.task, obs_mode)
-        self.obs_mode = self._codec.obs_mode
-        if render_mode is not None:
-            raise ValueError(f"render_mode={render_mode!r} is not supported: memenvs tasks have no rendering")
-        self.render_mode = None
+        _bind_task(self, task, task_kwargs, obs_mode, render_mode)
         self.single_observation_space = self._codec.observation_space
         self.single_action_space = self._codec.action_space
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, self.num_envs)
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, self.num_envs)
-        self.reference = self.task.reference_scores()
         self._rngs = [seeding.np_random(None)[0] for _ in range(self.num_envs)]
         T, N = self.task.max_length, self.num_envs
         probe = self.task.sample(1, np.random.default_rng(0))
@@ -525,14 +550,7 @@ class TaskVectorEnv(VectorEnv):
         self._t[envs] = 0
 
     def reset(self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None):
-        mask = None if options is None else options.get("reset_mask")  # Gymnasium's partial reset
-        envs = self._cols if mask is None else np.flatnonzero(mask)
-        if seed is not None:
-            seeds = [seed + i for i in range(self.num_envs)] if isinstance(seed, int) else list(seed)
-            if len(seeds) != self.num_envs:
-                raise ValueError(f"seed list has {len(seeds)} entries, expected num_envs={self.num_envs}")
-            for i in envs:
-                self._rngs[i] = seeding.np_random(seeds[i])[0]
+        envs = envs_to_reset(self._rngs, seed, options)
         self._new_episodes(envs)
         self._needs_reset[envs] = False
         self._started = True

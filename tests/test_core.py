@@ -223,6 +223,30 @@ def test_vector_reset_accepts_per_env_seeds() -> None:
         vec.reset(seed=[1, 2])
 
 
+@pytest.mark.parametrize(
+    ("env_id", "kwargs"),
+    [("memenvs/Copy-v0", {"delay": 3, "length": 2, "obs_mode": "index"}), ("memenvs/TMaze-v0", {"corridor_length": 4})],
+)
+def test_vector_partial_reset_restarts_only_the_masked_envs(env_id: str, kwargs: dict) -> None:
+    """``reset(seed=[...], options={"reset_mask": m})`` restarts (and reseeds) only the envs in
+    ``m``; the others carry on. Every env matches a single env reset at the same points."""
+    N = 3
+    vec = gym.make_vec(env_id, num_envs=N, **kwargs)
+    singles = [gym.make(env_id, **kwargs) for _ in range(N)]
+    obs, _ = vec.reset(seed=10)
+    np.testing.assert_array_equal(obs, np.stack([env.reset(seed=10 + i)[0] for i, env in enumerate(singles)]))
+    for step in range(5):
+        if step == 2:
+            obs, _ = vec.reset(seed=[None, 20, None], options={"reset_mask": np.array([False, True, False])})
+            np.testing.assert_array_equal(obs[1], singles[1].reset(seed=20)[0])
+        actions = np.array([env.unwrapped.oracle_action() for env in singles])
+        obs, reward, terminated, _, _ = vec.step(actions)
+        for i, env in enumerate(singles):
+            o, r, d, _, _ = env.step(actions[i])
+            np.testing.assert_array_equal(obs[i], o, err_msg=f"env {i} step {step}")
+            assert reward[i] == pytest.approx(r, abs=1e-12) and terminated[i] == d
+
+
 def test_next_step_autoreset() -> None:
     """After termination the next step returns the new episode's first observation, reward 0,
     terminated False, whatever the action."""

@@ -16,7 +16,7 @@ from gymnasium import spaces
 from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 
-from memenvs.core import NAMESPACE, ReferenceScores, _check_action, check_int
+from memenvs.core import NAMESPACE, ReferenceScores, _check_action, check_int, envs_to_reset
 
 FORWARD, BACK, UP, DOWN = 0, 1, 2, 3
 OBS_SIZE = 3  # [cue up, cue down, at junction]
@@ -211,14 +211,7 @@ class TMazeVectorEnv(VectorEnv):
         return _observations(self._cue, self._t == 0, self._pos == self.corridor_length)
 
     def reset(self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None):
-        mask = None if options is None else options.get("reset_mask")  # Gymnasium's partial reset
-        envs = np.arange(self.num_envs) if mask is None else np.flatnonzero(mask)
-        if seed is not None:
-            seeds = [seed + i for i in range(self.num_envs)] if isinstance(seed, int) else list(seed)
-            if len(seeds) != self.num_envs:
-                raise ValueError(f"seed list has {len(seeds)} entries, expected num_envs={self.num_envs}")
-            for i in envs:
-                self._rngs[i] = seeding.np_random(seeds[i])[0]
+        envs = envs_to_reset(self._rngs, seed, options)
         self._new_episodes(envs)
         self._needs_reset[envs] = False
         self._started = True
