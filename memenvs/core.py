@@ -168,9 +168,9 @@ class SequenceTask:
     ``check_*`` helpers, storing them with :meth:`_store_kwargs`) and implement
     :meth:`sample`, :meth:`reference_scores` and :meth:`memoryless_prediction`. Real-valued
     targets also override :meth:`step_reward`. For a fast vector env, override
-    :meth:`sample_each` (the task files under ``memenvs/tasks/`` split ``sample`` into a
-    per-generator ``_draw`` and a vectorised ``_episodes`` layout for this) and draw integers
-    with :func:`uniform_integers`.
+    :meth:`sample_each` (or subclass :class:`DrawLayoutTask`, which splits ``sample`` into a
+    per-generator ``_draw`` and a vectorised ``_episodes`` layout) and draw integers with
+    :func:`uniform_integers`.
 
     Class attributes:
         input_kind: ``"symbols"`` (inputs are int ids in ``[0, num_inputs)``) or ``"real"``
@@ -266,6 +266,30 @@ class SequenceTask:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.kwargs.items())
         return f"{type(self).__name__}({args})"
+
+
+class DrawLayoutTask(SequenceTask):
+    """A :class:`SequenceTask` split into a random draw and a vectorised layout, which gives a fast
+    :meth:`sample_each` (every restarting env of a vector env draws from its own generator, then
+    all episodes are laid out in one pass).
+
+    Subclasses implement :meth:`_draw` and :meth:`_episodes` instead of :meth:`sample`.
+    """
+
+    def _draw(self, batch_size: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+        """The random content of ``batch_size`` episodes, using only ``rng``: arrays with batch dim 0."""
+        raise NotImplementedError
+
+    def _episodes(self, *draw: np.ndarray) -> SequenceBatch:
+        """Lay out the episodes of one draw (all the arrays :meth:`_draw` returns) as a batch."""
+        raise NotImplementedError
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> SequenceBatch:
+        return self._episodes(*self._draw(batch_size, rng))
+
+    def sample_each(self, rngs: Sequence[np.random.Generator]) -> SequenceBatch:
+        draws = [self._draw(1, rng) for rng in rngs]
+        return self._episodes(*(np.concatenate(parts) for parts in zip(*draws)))
 
 
 # --------------------------------------------------------------------------------------------

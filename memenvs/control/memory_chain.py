@@ -8,14 +8,12 @@ env seeded ``s + i``) and the supervised harness can train on ``sample()`` direc
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
-from memenvs.core import ReferenceScores, SequenceBatch, SequenceTask, check_int, register_task
+from memenvs.core import DrawLayoutTask, ReferenceScores, SequenceBatch, check_int, register_task
 
 
-class MemoryChainTask(SequenceTask):
+class MemoryChainTask(DrawLayoutTask):
     """Memory chain: remember ``num_bits`` context bits over ``memory_length`` steps.
 
     ## Description
@@ -71,13 +69,6 @@ class MemoryChainTask(SequenceTask):
         """
         u = rng.random((batch_size, self.num_bits + 1))
         return (u[:, :-1] < 0.5).astype(np.int64), (u[:, -1] * self.num_bits).astype(np.int64)
-
-    def sample(self, batch_size: int, rng: np.random.Generator) -> SequenceBatch:
-        return self._episodes(*self._draw(batch_size, rng))
-
-    def sample_each(self, rngs: Sequence[np.random.Generator]) -> SequenceBatch:
-        draws = [self._draw(1, rng) for rng in rngs]
-        return self._episodes(*(np.concatenate(parts) for parts in zip(*draws)))
 
     def _episodes(self, context: np.ndarray, query: np.ndarray) -> SequenceBatch:
         T, n, batch_size = self.max_length, self.num_bits, len(query)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
 
 import numpy as np
 
-from memenvs.core import ReferenceScores, SequenceBatch, SequenceTask, check_int, register_task, uniform_integers
+from memenvs.core import DrawLayoutTask, ReferenceScores, SequenceBatch, check_int, register_task, uniform_integers
 
 #: Variance of the sum of two U[0, 1] values: the MSE of always predicting 1.0 (PAPERS §1.4).
 BASELINE_MSE = 1.0 / 6.0
@@ -51,7 +50,7 @@ def random_policy_reward() -> float:
 BLIND_GUESS_REWARD = (8 / math.sqrt(3) - 4) / 3
 
 
-class AddingTask(SequenceTask):
+class AddingTask(DrawLayoutTask):
     """Adding problem: output the sum of the two marked values of a long sequence.
 
     ## Description
@@ -122,13 +121,6 @@ class AddingTask(SequenceTask):
         mask = np.zeros((T, B), dtype=bool)
         mask[-1] = True
         return SequenceBatch(inputs, targets, mask)
-
-    def sample(self, batch_size: int, rng: np.random.Generator) -> SequenceBatch:
-        return self._episodes(*self._draw(batch_size, rng))
-
-    def sample_each(self, rngs: Sequence[np.random.Generator]) -> SequenceBatch:
-        draws = [self._draw(1, rng) for rng in rngs]
-        return self._episodes(*(np.concatenate(parts) for parts in zip(*draws)))
 
     def step_reward(self, prediction: np.ndarray, target: np.ndarray, scored_count: np.ndarray) -> np.ndarray:
         """Clipped normalised squared error at the single scored step (see Rewards)."""

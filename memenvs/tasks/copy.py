@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
 
 from memenvs.core import (
+    DrawLayoutTask,
     ReferenceScores,
     SequenceBatch,
-    SequenceTask,
     check_bool,
     check_choice,
     check_int,
@@ -22,7 +21,7 @@ from memenvs.core import (
 ScoreMode = Literal["recall", "all"]
 
 
-class CopyTask(SequenceTask):
+class CopyTask(DrawLayoutTask):
     """Copying memory: remember a string of symbols across a long blank delay.
 
     ## Description
@@ -103,13 +102,6 @@ class CopyTask(SequenceTask):
         """The random content of ``batch_size`` episodes: data symbols ``[B, length]`` (and, for
         variable delays, the delays ``[B]``)."""
         return (uniform_integers(rng, 1, self.alphabet + 1, (batch_size, self.length)),)
-
-    def sample(self, batch_size: int, rng: np.random.Generator) -> SequenceBatch:
-        return self._episodes(*self._draw(batch_size, rng))
-
-    def sample_each(self, rngs: Sequence[np.random.Generator]) -> SequenceBatch:
-        draws = [self._draw(1, rng) for rng in rngs]
-        return self._episodes(*(np.concatenate(parts) for parts in zip(*draws)))
 
     def reference_scores(self) -> ReferenceScores:
         chance = 1.0 / (self.alphabet + 1)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
-from memenvs.core import ReferenceScores, SequenceBatch, SequenceTask, check_int, register_task, uniform_integers
+from memenvs.core import DrawLayoutTask, ReferenceScores, SequenceBatch, check_int, register_task, uniform_integers
 
 
-class DenoiseTask(SequenceTask):
+class DenoiseTask(DrawLayoutTask):
     """Denoising: pick out ``length`` symbols hidden at random steps of a long blank stretch.
 
     ## Description
@@ -82,13 +80,6 @@ class DenoiseTask(SequenceTask):
         targets[self.delay + 1 :] = data.T
         mask[self.delay + 1 :] = True
         return SequenceBatch(inputs, targets, mask)
-
-    def sample(self, batch_size: int, rng: np.random.Generator) -> SequenceBatch:
-        return self._episodes(*self._draw(batch_size, rng))
-
-    def sample_each(self, rngs: Sequence[np.random.Generator]) -> SequenceBatch:
-        draws = [self._draw(1, rng) for rng in rngs]
-        return self._episodes(*(np.concatenate(parts) for parts in zip(*draws)))
 
     def reference_scores(self) -> ReferenceScores:
         return ReferenceScores(random=1.0 / (self.alphabet + 1), memoryless=1.0 / self.alphabet)

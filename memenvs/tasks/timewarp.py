@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from functools import cached_property
 from typing import Literal
 
 import numpy as np
 
 from memenvs.core import (
+    DrawLayoutTask,
     ReferenceScores,
     SequenceBatch,
-    SequenceTask,
     check_bool,
     check_choice,
     check_int,
@@ -23,7 +22,7 @@ from memenvs.core import (
 WarpMode = Literal["uniform", "variable"]
 
 
-class TimeWarpTask(SequenceTask):
+class TimeWarpTask(DrawLayoutTask):
     """Time warping: at every step, name the symbol before the current one in a warped sequence.
 
     ## Description
@@ -121,13 +120,6 @@ class TimeWarpTask(SequenceTask):
         inputs = np.where(is_start, current, 0) if self.padding else current
         targets = np.where(run >= 1, previous, 0)
         return SequenceBatch(inputs.T.astype(np.int64), targets.T.astype(np.int64), np.ones((T, B), dtype=bool))
-
-    def sample(self, batch_size: int, rng: np.random.Generator) -> SequenceBatch:
-        return self._episodes(*self._draw(batch_size, rng))
-
-    def sample_each(self, rngs: Sequence[np.random.Generator]) -> SequenceBatch:
-        draws = [self._draw(1, rng) for rng in rngs]
-        return self._episodes(*(np.concatenate(parts) for parts in zip(*draws)))
 
     # -- memoryless reference ---------------------------------------------------------------
 
