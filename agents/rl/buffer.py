@@ -52,33 +52,58 @@ def _time_major(array: np.ndarray, seq_len: int) -> np.ndarray:
     return chunks.swapaxes(0, 1).reshape(seq_len, -1, *array.shape[2:])
 
 
+def check_seq_len(n_steps: int, seq_len: int | None) -> int:
+    """``seq_len`` validated: None means the whole rollout (``n_steps``); it must divide
+    ``n_steps`` because sequences are never padded."""
+    seq_len = n_steps if seq_len is None else check_int("seq_len", seq_len, low=1)
+    if n_steps % seq_len:
+        raise ValueError(f"seq_len={seq_len} must divide n_steps={n_steps} (no padding is used)")
+    return seq_len
+
+
 class _SequenceMixin:
-    """Chunk-start states and sequence minibatches, shared by the Box and Dict buffers."""
+    """Chunk-start states and sequence minibatches, shared by the Box and Dict buffers (mixed in
+    before SB3's :class:`RolloutBuffer` / :class:`DictRolloutBuffer`)."""
 
     buffer_size: int
     n_envs: int
     pos: int
     full: bool
     device: th.device
+    observations: np.ndarray | dict[str, np.ndarray]
 
-    def _init_sequences(self, seq_len: int | None) -> None:
-        self.seq_len = self.buffer_size if seq_len is None else check_int("seq_len", seq_len, low=1)
-        if self.buffer_size % self.seq_len:
-            raise ValueError(
-                f"seq_len={self.seq_len} must divide n_steps={self.buffer_size} (no padding is used)"
-            )
+    def __init__(
+        self,
+        buffer_size: int,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        device: th.device | str = "auto",
+        gae_lambda: float = 1.0,
+        gamma: float = 0.99,
+        n_envs: int = 1,
+        seq_len: int | None = None,
+    ) -> None:
+        self.buffer_size = buffer_size
+        self.n_envs = n_envs
+        self.seq_len = check_seq_len(buffer_size, seq_len)
         self.n_chunks = self.buffer_size // self.seq_len
         self.n_sequences = self.n_chunks * self.n_envs
+        super().__init__(  # type: ignore[call-arg]
+            buffer_size, observation_space, action_space, device, gae_lambda, gamma, n_envs
+        )
 
-    def _reset_states(self) -> None:
+    def reset(self) -> None:
+        super().reset()  # type: ignore[misc]
         self.chunk_states: list[State | None] = [None] * self.n_chunks
 
-    def _store_state(self, state: State | None) -> None:
-        """Keep ``state`` (batch ``n_envs``) if the step being added starts a chunk."""
+    def add(self, *args: Any, state: State | None = None, **kwargs: Any) -> None:
+        """As SB3's ``add(obs, action, reward, episode_start, value, log_prob)``, plus the policy
+        state *before* this step (required at the first step of each chunk)."""
         if self.pos % self.seq_len == 0:
             if state is None:
                 raise ValueError("state is required for the first step of every chunk of seq_len steps")
             self.chunk_states[self.pos // self.seq_len] = map_state(lambda s: s.detach().clone(), state)
+        super().add(*args, **kwargs)  # type: ignore[misc]
 
     def sequences_per_batch(self, batch_size: int | None) -> int:
         """Env-sequences per minibatch for a ``batch_size`` in steps (None: a quarter of the rollout)."""
@@ -88,16 +113,16 @@ class _SequenceMixin:
             raise ValueError(f"batch_size={batch_size} must be a multiple of seq_len={self.seq_len}")
         return batch_size // self.seq_len
 
-    def _observations(self) -> th.Tensor | dict[str, th.Tensor]:
-        raise NotImplementedError
-
     def get(self, batch_size: int | None = None) -> Generator[SequenceSamples, None, None]:  # type: ignore[override]
         """Yield minibatches of whole env-sequences in random order (``batch_size`` in steps, a
         multiple of ``seq_len``; the last minibatch may be smaller, as in SB3)."""
         assert self.full, "the rollout buffer must be full before sampling"
         per_batch = self.sequences_per_batch(batch_size)
         to_t = lambda a: th.as_tensor(_time_major(a, self.seq_len), device=self.device)  # noqa: E731
-        obs = self._observations()
+        if isinstance(self.observations, dict):
+            obs: th.Tensor | dict[str, th.Tensor] = {k: to_t(v) for k, v in self.observations.items()}
+        else:
+            obs = to_t(self.observations)
         arrays = [to_t(a) for a in (self.actions, self.values, self.log_probs, self.advantages, self.returns)]
         starts = to_t(self.episode_starts).bool()
         states = cat_states(self.chunk_states)  # type: ignore[arg-type]
@@ -121,66 +146,6 @@ class SequenceRolloutBuffer(_SequenceMixin, RolloutBuffer):
             whole rollout, the fastest and the longest gradient path.
     """
 
-    def __init__(
-        self,
-        buffer_size: int,
-        observation_space: spaces.Space,
-        action_space: spaces.Space,
-        device: th.device | str = "auto",
-        gae_lambda: float = 1.0,
-        gamma: float = 0.99,
-        n_envs: int = 1,
-        seq_len: int | None = None,
-    ) -> None:
-        self.buffer_size = buffer_size
-        self.n_envs = n_envs
-        self._init_sequences(seq_len)
-        super().__init__(buffer_size, observation_space, action_space, device, gae_lambda, gamma, n_envs)
-
-    def reset(self) -> None:
-        super().reset()
-        self._reset_states()
-
-    def add(self, *args: Any, state: State | None = None, **kwargs: Any) -> None:  # type: ignore[override]
-        """As SB3's ``add(obs, action, reward, episode_start, value, log_prob)``, plus the policy
-        state *before* this step (required at the first step of each chunk)."""
-        self._store_state(state)
-        super().add(*args, **kwargs)
-
-    def _observations(self) -> th.Tensor:
-        return th.as_tensor(_time_major(self.observations, self.seq_len), device=self.device)
-
 
 class DictSequenceRolloutBuffer(_SequenceMixin, DictRolloutBuffer):
     """:class:`SequenceRolloutBuffer` for Dict observation spaces."""
-
-    def __init__(
-        self,
-        buffer_size: int,
-        observation_space: spaces.Dict,
-        action_space: spaces.Space,
-        device: th.device | str = "auto",
-        gae_lambda: float = 1.0,
-        gamma: float = 0.99,
-        n_envs: int = 1,
-        seq_len: int | None = None,
-    ) -> None:
-        self.buffer_size = buffer_size
-        self.n_envs = n_envs
-        self._init_sequences(seq_len)
-        super().__init__(buffer_size, observation_space, action_space, device, gae_lambda, gamma, n_envs)
-
-    def reset(self) -> None:
-        super().reset()
-        self._reset_states()
-
-    def add(self, *args: Any, state: State | None = None, **kwargs: Any) -> None:  # type: ignore[override]
-        """As :meth:`SequenceRolloutBuffer.add`."""
-        self._store_state(state)
-        super().add(*args, **kwargs)
-
-    def _observations(self) -> dict[str, th.Tensor]:
-        return {
-            key: th.as_tensor(_time_major(obs, self.seq_len), device=self.device)
-            for key, obs in self.observations.items()
-        }

@@ -28,7 +28,7 @@ from stable_baselines3.common.utils import FloatSchedule, explained_variance, ob
 from stable_baselines3.common.vec_env import VecEnv
 
 from agents.cells.base import State, select_state
-from agents.rl.buffer import DictSequenceRolloutBuffer, SequenceRolloutBuffer
+from agents.rl.buffer import DictSequenceRolloutBuffer, SequenceRolloutBuffer, check_seq_len
 from agents.rl.policy import CellPolicy, MultiInputCellPolicy
 from memenvs.core import check_float, check_int
 
@@ -122,9 +122,7 @@ class RecurrentPPO(OnPolicyAlgorithm):
         _init_setup_model: bool = True,
     ) -> None:
         n_steps = check_int("n_steps", n_steps, low=1)
-        seq_len = n_steps if seq_len is None else check_int("seq_len", seq_len, low=1)
-        if n_steps % seq_len:
-            raise ValueError(f"seq_len={seq_len} must divide n_steps={n_steps} (no padding is used)")
+        seq_len = check_seq_len(n_steps, seq_len)
         if batch_size is not None:
             batch_size = check_int("batch_size", batch_size, low=seq_len)
             if batch_size % seq_len:
