@@ -18,7 +18,7 @@ import torch
 from stable_baselines3.common.callbacks import EvalCallback, StopTrainingOnRewardThreshold
 
 from agents.rl import RecurrentPPO, evaluate, make_vec_env
-from agents.supervised.cli import parse_kwargs
+from agents.cli import parse_kwargs
 
 
 def run(cell: str, seed: int, args: argparse.Namespace) -> dict:

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from agents.rl import RecurrentPPO, make_vec_env
-from agents.supervised.cli import parse_kwargs
+from agents.cli import parse_kwargs
 
 CHOICES = ("ours", "ours-shared", "contrib", "ppo")
 

@@ -45,6 +45,7 @@ def test_rl_run_writes_a_complete_run_directory(tmp_path, capsys) -> None:
         (["--net-arch", "a,b"], "--net-arch 'a,b'"),
         (["--env-kw", "oops"], "--env-kw 'oops' is malformed"),
         (["--timesteps", "0"], "--timesteps=0"),
+        (["--threads", "0"], "--threads=0"),
     ],
 )
 def test_bad_flags_fail_in_one_line_and_leave_no_directory(tmp_path, capsys, flags, message) -> None:
@@ -53,3 +54,13 @@ def test_bad_flags_fail_in_one_line_and_leave_no_directory(tmp_path, capsys, fla
     err = capsys.readouterr().err.strip()
     assert err.startswith("memory-bench rl: error:") and message in err and len(err.splitlines()) == 1
     assert not out.exists()
+
+
+def test_a_non_empty_out_directory_is_refused(tmp_path, capsys) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "keep.txt").write_text("x")
+    assert main(["rl", *TINY, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "already exists and is not empty: choose another --out" in err and len(err.splitlines()) == 1
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]

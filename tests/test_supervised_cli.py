@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from agents.cli import main
-from agents.supervised.cli import parse_curriculum, parse_kwargs, parse_value
+from agents.cli import main, parse_kwargs, parse_value
+from agents.supervised.cli import parse_curriculum
 from tiny_cells import TinyRNN, register
 
 
@@ -77,6 +77,7 @@ def test_parse_curriculum():
         (["--curriculum", "5"], "--curriculum"),
         (["--aux", "recon"], "aux='recon'"),
         (["--hidden-size", "0"], "hidden_size=0"),
+        (["--threads", "0"], "--threads=0"),
     ],
 )
 def test_bad_input_exits_with_one_line_and_no_directory(tmp_path, capsys, flags, words):

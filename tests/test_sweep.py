@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from agents.cli import main as cli_main
-from agents.supervised.cli import parse_kwargs
+from agents.cli import parse_kwargs
 from agents.supervised.runs import read_json, write_json
 from agents.sweep import expand, load_spec, run_sweep
 from agents.sweep.execute import rl_argv

@@ -21,12 +21,11 @@ flag exits with one line and leaves nothing behind. torch is imported only when 
 from __future__ import annotations
 
 import argparse
-import re
 import time
 from pathlib import Path
 from typing import Any
 
-from agents.supervised.cli import parse_kwargs
+from agents.cli import default_run_dir, parse_kwargs, set_torch_threads
 
 
 def parse_net_arch(text: str | None) -> list[int] | None:
@@ -42,12 +41,6 @@ def parse_net_arch(text: str | None) -> list[int] | None:
     if any(size < 1 for size in sizes):
         raise ValueError(f"--net-arch {text!r}: layer sizes must be >= 1")
     return sizes
-
-
-def default_run_dir(env_id: str, cell: str, seed: int) -> Path:
-    """``runs/rl-<env>-<cell>-s<seed>-<YYYYmmdd-HHMMSS>``."""
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"rl-{env_id}-{cell}").strip("_")
-    return Path("runs") / f"{slug}-s{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def _config(args: argparse.Namespace) -> dict[str, Any]:
@@ -93,17 +86,15 @@ def run_rl(args: argparse.Namespace) -> int:
     from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoardOutputFormat
 
     from agents.rl import RecurrentPPO, evaluate, make_vec_env
-    from agents.supervised.runs import write_json
+    from agents.supervised.runs import RunDir, write_json
     from memenvs.core import check_int
 
     config = _config(args)
     check_int("--timesteps", args.timesteps, low=1)
     check_int("--eval-episodes", args.eval_episodes, low=1)
-    if args.threads is not None:
-        torch.set_num_threads(check_int("--threads", args.threads, low=1))
-    out = Path(args.out) if args.out is not None else default_run_dir(args.env, args.cell, args.seed)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ValueError(f"run directory {str(out)!r} already exists and is not empty: choose another --out")
+    set_torch_threads(args.threads)
+    out = Path(args.out) if args.out is not None else default_run_dir(f"rl-{args.env}-{args.cell}", args.seed)
+    RunDir.check_new(out, advice="choose another --out")
 
     # Build everything first: a bad flag must fail before the run directory exists.
     env = make_vec_env(args.env, n_envs=config["n_envs"], seed=args.seed, **config["env_kwargs"])

@@ -16,39 +16,11 @@ torch is imported only when a command runs, so ``memory-bench --help`` stays fas
 from __future__ import annotations
 
 import argparse
-import ast
-import re
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-
-def parse_value(text: str) -> Any:
-    """``"3"`` -> 3, ``"0.5"`` -> 0.5, ``"true"``/``"True"`` -> True, ``"none"`` -> None,
-    ``"[1, 2]"`` -> [1, 2]; anything else stays a string."""
-    lowered = text.strip().lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    if lowered in ("none", "null"):
-        return None
-    try:
-        return ast.literal_eval(text.strip())
-    except (ValueError, SyntaxError, MemoryError, RecursionError):
-        return text
-
-
-def parse_kwargs(items: list[str] | None, flag: str) -> dict[str, Any]:
-    """Repeated ``key=value`` flags -> dict; a later flag overrides an earlier one for the same
-    key. ValueError naming the flag on a malformed item."""
-    out: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        if not sep or not key.isidentifier():
-            raise ValueError(f"{flag} {item!r} is malformed: expected key=value with a Python identifier as key")
-        out[key] = parse_value(value)
-    return out
+from agents.cli import default_run_dir, parse_kwargs, parse_value, set_torch_threads
 
 
 def parse_curriculum(text: str) -> list[list[Any]]:
@@ -103,23 +75,12 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return given
 
 
-def default_run_dir(task: str, cell: str, seed: int) -> Path:
-    """``runs/<task>-<cell>-s<seed>-<YYYYmmdd-HHMMSS>``."""
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{task}-{cell}").strip("_")
-    return Path("runs") / f"{slug}-s{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
-
-
 def run_train(args: argparse.Namespace) -> int:
     from agents.supervised.runs import RunDir
     from agents.supervised.trainer import TrainConfig, TrainingDiverged, train
 
     given = config_overrides(args)
-    if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError(f"--threads {args.threads} must be >= 1")
-        import torch
-
-        torch.set_num_threads(args.threads)
+    set_torch_threads(args.threads)
     if args.resume:
         if args.out is None:
             raise ValueError("--resume needs --out DIR (the run to continue)")
@@ -127,7 +88,7 @@ def run_train(args: argparse.Namespace) -> int:
         out = Path(args.out)
     else:
         config = TrainConfig.from_dict(given)
-        out = Path(args.out) if args.out is not None else default_run_dir(config.task, config.cell, config.seed)
+        out = Path(args.out) if args.out is not None else default_run_dir(f"{config.task}-{config.cell}", config.seed)
         RunDir.check_new(out)
     try:
         summary = train(config, out_dir=out, resume=args.resume, progress=not args.no_progress)

@@ -144,11 +144,12 @@ class RunDir:
         return self.path / TENSORBOARD_DIR
 
     @staticmethod
-    def check_new(path: str | os.PathLike) -> None:
-        """Raise ValueError if ``path`` is a non-empty directory or a file (call before creating)."""
+    def check_new(path: str | os.PathLike, advice: str = "use --resume or another --out") -> None:
+        """Raise ValueError (ending in ``advice``) if ``path`` is a non-empty directory or a file
+        (call before creating)."""
         path = Path(path)
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
-            raise ValueError(f"run directory {str(path)!r} already exists and is not empty: use --resume or another --out")
+            raise ValueError(f"run directory {str(path)!r} already exists and is not empty: {advice}")
 
     @classmethod
     def create(cls, path: str | os.PathLike, config: dict[str, Any], columns: Iterable[str]) -> RunDir:

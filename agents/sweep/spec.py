@@ -170,7 +170,7 @@ def load_spec(path_or_dict: str | Path | Mapping[str, Any]) -> dict[str, Any]:
 def apply_overrides(spec: Mapping[str, Any], items: list[str] | None) -> dict[str, Any]:
     """``["supervised.updates=2000", "seeds=2"]`` -> a copy of ``spec`` with those values set
     (dot paths into nested mappings; values parsed like ``--task-kw`` values)."""
-    from agents.supervised.cli import parse_value
+    from agents.cli import parse_value
 
     spec = copy.deepcopy(dict(spec))
     for item in items or []:
