@@ -746,11 +746,9 @@ class Leaderboard:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    import torch
+    from agents.cli import set_torch_threads
 
-    if args.threads < 1:
-        raise ValueError(f"--threads {args.threads} must be >= 1")
-    torch.set_num_threads(args.threads)
+    set_torch_threads(args.threads)
     names = list(SUITES) if args.suite == "all" else [args.suite]
     overrides = {} if args.updates is None else {"updates": args.updates, "eval_every": max(1, args.updates)}
     out = Path(args.out) if args.out else Path("runs") / f"suites-{args.scale}"
