@@ -127,6 +127,10 @@ class VectorPreviousAction(VectorWrapper):
     whose action NEXT_STEP autoreset ignores). Observations are the batched form of
     :class:`PreviousAction`'s (Dict of arrays, or a ``[num_envs, F]`` float32 array).
 
+    Gymnasium's partial reset, ``reset(options={"reset_mask": mask})``, restarts only the envs in
+    ``mask``; the others keep the observation of their last step (so the wrapper works through
+    :class:`agents.rl.VectorEnvAdapter`, which restarts finished envs this way).
+
     Args:
         env: a vector env whose single action space is Discrete, Box, MultiDiscrete or
             MultiBinary and whose ``metadata["autoreset_mode"]`` is NEXT_STEP (the default).
@@ -144,11 +148,16 @@ class VectorPreviousAction(VectorWrapper):
         self.single_observation_space = _flat_space(inner, actions) if self.flatten else _dict_space(inner, actions)
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, self.num_envs)
         self._done = np.ones(self.num_envs, dtype=bool)
+        # The previous-action and is-first fields last returned, kept for the envs that a partial
+        # reset leaves running.
+        self._prev = np.array([_blank_action(actions)] * self.num_envs, dtype=actions.dtype)
+        self._first = np.ones(self.num_envs, dtype=bool)
 
     def _wrap(self, obs: Any, actions: Any, first: np.ndarray) -> Any:
         inner, action_space = self.env.single_observation_space, self.env.single_action_space
         blank = _blank_action(action_space)
         prev = np.array([blank if f else a for a, f in zip(actions, first)], dtype=action_space.dtype)
+        self._prev, self._first = prev, first
         if self.flatten:
             prev_vec = _flatten_batch(action_space, prev) * ~first[:, None]
             parts = [_flatten_batch(inner, obs), prev_vec, first.astype(np.float32)[:, None]]
@@ -157,9 +166,10 @@ class VectorPreviousAction(VectorWrapper):
 
     def reset(self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None):
         obs, info = self.env.reset(seed=seed, options=options)
-        self._done[:] = False
-        blank = [_blank_action(self.env.single_action_space)] * self.num_envs
-        return self._wrap(obs, blank, np.ones(self.num_envs, dtype=bool)), info
+        mask = None if options is None else options.get("reset_mask")
+        restarted = np.ones(self.num_envs, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+        self._done[restarted] = False
+        return self._wrap(obs, self._prev, self._first | restarted), info
 
     def step(self, actions: Any):
         obs, rewards, terminated, truncated, info = self.env.step(actions)

@@ -121,3 +121,48 @@ def test_vector_wrapper_equals_wrapped_single_envs(flatten):
             assert_same(row(obs, i), expected)
         done = terminated | truncated
     assert starts >= 3  # the autoreset path was exercised
+
+
+@pytest.mark.parametrize("previous_action", ["dict", "flat"])
+@pytest.mark.parametrize(
+    ("env_id", "kwargs"),
+    [("memenvs/TMaze-v0", {"corridor_length": 1, "max_steps": 3}), ("memenvs/VariableCopy-v0", {"max_delay": 4, "length": 1})],
+)
+def test_vector_wrapper_through_the_sb3_adapter_equals_dummy_vec_env(env_id, kwargs, previous_action):
+    """VectorEnvAdapter restarts finished envs with partial resets (``reset_mask``): the wrapped
+    native vector env then gives SB3 exactly what a DummyVecEnv of PreviousAction envs gives."""
+    from agents.rl import VectorEnvAdapter, make_vec_env
+
+    n, seed = 3, 11
+    native = make_vec_env(env_id, n_envs=n, seed=seed, native=True, previous_action=previous_action, **kwargs)
+    dummy = make_vec_env(env_id, n_envs=n, seed=seed, native=False, previous_action=previous_action, **kwargs)
+    assert isinstance(native.venv, VectorEnvAdapter) and isinstance(native.venv.venv, VectorPreviousAction)
+    assert native.observation_space == dummy.observation_space
+
+    def assert_same(a, b):
+        for key in a if isinstance(a, dict) else [None]:
+            np.testing.assert_array_equal(a if key is None else a[key], b if key is None else b[key])
+
+    assert_same(native.reset(), dummy.reset())
+    rng = np.random.default_rng(0)
+    ends, partial_resets = np.zeros(n, dtype=int), 0
+    for _ in range(40):
+        actions = rng.integers(0, native.action_space.n, size=n)
+        obs, rewards, dones, infos = native.step(actions)
+        d_obs, d_rewards, d_dones, d_infos = dummy.step(actions)
+        assert_same(obs, d_obs)
+        np.testing.assert_array_equal(rewards, d_rewards)
+        np.testing.assert_array_equal(dones, d_dones)
+        for i in np.flatnonzero(dones):
+            assert_same(infos[i]["terminal_observation"], d_infos[i]["terminal_observation"])
+            assert infos[i]["episode"]["r"] == d_infos[i]["episode"]["r"]
+        ends += dones
+        partial_resets += int(dones.any() and not dones.all())
+    assert ends.min() >= 2 and partial_resets >= 2  # envs ended at different steps
+
+
+def test_make_vec_env_rejects_an_unknown_previous_action_mode():
+    from agents.rl import make_vec_env
+
+    with pytest.raises(ValueError, match="previous_action='onehot'.*'dict', 'flat'"):
+        make_vec_env("memenvs/TMaze-v0", n_envs=1, previous_action="onehot")

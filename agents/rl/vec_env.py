@@ -30,7 +30,7 @@ from stable_baselines3.common.env_util import make_vec_env as sb3_make_vec_env
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
-from memenvs.core import check_int
+from memenvs.core import check_choice, check_int
 
 
 def _index(obs: Any, i: int) -> Any:
@@ -197,6 +197,7 @@ def make_vec_env(
     n_envs: int = 1,
     seed: int | None = None,
     native: bool | None = None,
+    previous_action: str | None = None,
     **env_kwargs: Any,
 ) -> VecEnv:
     """An SB3 VecEnv of ``n_envs`` copies of ``env_id`` with episode statistics (``VecMonitor``).
@@ -209,11 +210,18 @@ def make_vec_env(
         native: use the id's numpy-batched vector env through :class:`VectorEnvAdapter` (True),
             or single envs in SB3's ``DummyVecEnv`` (False). None (default): native when the id has
             a ``vector_entry_point``. Both give the same episodes for the same seed.
+        previous_action: add the previous action and an is-first-step flag to every observation
+            (:class:`memenvs.wrappers.PreviousAction`, or :class:`~memenvs.wrappers.VectorPreviousAction`
+            on a native vector env): ``"dict"`` (a Dict observation, for ``MultiInputCellPolicy``)
+            or ``"flat"`` (one float32 Box); None (default) leaves observations alone.
         **env_kwargs: the env's keyword arguments (e.g. ``corridor_length=10``).
     """
     import memenvs
+    from memenvs.wrappers import PreviousAction, VectorPreviousAction
 
     n_envs = check_int("n_envs", n_envs, low=1)
+    check_choice("previous_action", previous_action, (None, "dict", "flat"))
+    flatten = previous_action == "flat"
     if env_id not in gym.registry:
         env_id = memenvs.resolve_id(env_id)
     if native is None:
@@ -222,10 +230,18 @@ def make_vec_env(
         if not has_native_vector_env(env_id):
             raise ValueError(f"native=True but {env_id} has no vector_entry_point")
         venv = gym.make_vec(env_id, num_envs=n_envs, vectorization_mode="vector_entry_point", **env_kwargs)
+        if previous_action is not None:
+            venv = VectorPreviousAction(venv, flatten=flatten)
         vec_env: VecEnv = VecMonitor(VectorEnvAdapter(venv))
     else:
         # A callable, not the id: SB3 would add render_mode='rgb_array', which memenvs rejects.
-        vec_env = sb3_make_vec_env(partial(gym.make, env_id), n_envs=n_envs, env_kwargs=env_kwargs)
+        vec_env = sb3_make_vec_env(
+            partial(gym.make, env_id),
+            n_envs=n_envs,
+            env_kwargs=env_kwargs,
+            wrapper_class=None if previous_action is None else PreviousAction,
+            wrapper_kwargs={"flatten": flatten},
+        )
     if seed is not None:
         vec_env.seed(seed)
     return vec_env
