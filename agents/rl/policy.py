@@ -23,7 +23,7 @@ from typing import Any, NamedTuple, Union
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.distributions import Distribution
+from stable_baselines3.common.distributions import CategoricalDistribution, Distribution
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import (
     BaseFeaturesExtractor,
@@ -34,7 +34,8 @@ from stable_baselines3.common.torch_layers import (
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 
-from agents.cells.base import RecurrentCell, State, make_cell, reset_state
+from agents.cells.base import RecurrentCell, State, make_cell, reset_state, select_state
+from agents.cells.plstm import TimeGatedLSTM
 from memenvs.core import check_bool, check_int
 
 #: A state as numpy arrays, as returned by and given to :meth:`CellPolicy.predict`.
@@ -60,6 +61,43 @@ def _merge_time(obs: PyTorchObs) -> PyTorchObs:
     if isinstance(obs, dict):
         return {k: v.flatten(0, 1) for k, v in obs.items()}
     return obs.flatten(0, 1)
+
+
+class _Packing(NamedTuple):
+    """``[T, N]`` env-sequences cut at their inner episode starts, the pieces side by side as the
+    columns of ``[L, S]`` (each piece starts at row 0, shorter ones padded at the end)."""
+
+    index: th.Tensor  # [T * N]: row-major position in [L, S] of each step, in [T, N] time-major order
+    sequence: th.Tensor  # [S]: the sequence each piece comes from
+    starts: th.Tensor  # [S]: whether a piece begins with an episode start (all but some heads)
+    length: int  # L, the longest piece
+    pieces: int  # S
+
+
+def _pack(resets: th.Tensor) -> _Packing:
+    """Where each step of ``[T, N]`` sequences goes when they are cut at ``resets`` (see
+    :class:`_Packing`); vectorised, no loop over pieces."""
+    T, N = resets.shape
+    by_sequence = resets.t().reshape(-1)  # sequence-major: the pieces are contiguous runs
+    cuts = by_sequence.clone()
+    cuts[::T] = True  # every sequence's first step begins a piece, reset or not
+    first = cuts.nonzero().flatten()  # [S] where each piece begins
+    piece = cuts.cumsum(0) - 1  # [N * T] the piece of each step
+    row = th.arange(T * N, device=resets.device) - first[piece]
+    pieces = len(first)
+    index = (row * pieces + piece).reshape(N, T).t().reshape(-1)
+    return _Packing(index, first // T, by_sequence[first], int(row.max()) + 1, pieces)
+
+
+def _categorical_step(logits: th.Tensor, deterministic: bool) -> tuple[th.Tensor, th.Tensor]:
+    """Actions ``[B]`` and their log-probabilities from action logits ``[B, n]``: the same numbers
+    and random draws as SB3's ``CategoricalDistribution`` (``torch.distributions.Categorical``),
+    without building distribution objects, whose argument checks cost more than this math at
+    every rollout step."""
+    logits = logits - logits.logsumexp(-1, keepdim=True)
+    probs = th.softmax(logits, -1)
+    actions = th.argmax(probs, dim=1) if deterministic else th.multinomial(probs, 1, True).squeeze(1)
+    return actions, logits.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
 
 
 def _cell_step(cell: RecurrentCell, x: th.Tensor, state: State) -> tuple[th.Tensor, State]:
@@ -97,7 +135,8 @@ class CellPolicy(ActorCriticPolicy):
             vf=[64, 64])`` as SB3 and sb3-contrib; ``[]`` for linear heads as CleanRL).
         activation_fn, ortho_init, log_std_init, features_extractor_class,
         features_extractor_kwargs, normalize_images, optimizer_class, optimizer_kwargs: as SB3's
-            ``ActorCriticPolicy`` (``ortho_init`` leaves the cell's own initialisation alone).
+            ``ActorCriticPolicy`` (``ortho_init`` leaves the cell's own initialisation alone;
+            the default optimizer is SB3's, Adam with ``eps=1e-5``, with ``fused=True``).
     """
 
     def __init__(
@@ -130,6 +169,10 @@ class CellPolicy(ActorCriticPolicy):
         self.cell_kwargs = dict(cell_kwargs or {})
         self.hidden_size = check_int("hidden_size", hidden_size, low=1)
         self.shared_cell = check_bool("shared_cell", shared_cell)
+        if optimizer_kwargs is None and optimizer_class is th.optim.Adam:
+            # SB3's default Adam (eps=1e-5) as one fused kernel: the per-tensor loop costs about
+            # four times as long per update on a CPU, where it is a fifth of a PPO update.
+            optimizer_kwargs = {"eps": 1e-5, "fused": True}
         super().__init__(
             observation_space,
             action_space,
@@ -218,15 +261,56 @@ class CellPolicy(ActorCriticPolicy):
         out_pi, out_vf, state = self._step_cells(features, state)
         return self.mlp_extractor.forward_actor(out_pi), self.mlp_extractor.forward_critic(out_vf), state
 
+    def _packing(self, resets: th.Tensor) -> _Packing | None:
+        """How to run ``[T, N]`` sequences with episode starts inside as one batch of pieces that
+        each start from a state and run without resets (None where that does not pay).
+
+        A fused kernel (nn.LSTM / nn.GRU) is cut at every step where some sequence resets and each
+        piece costs a kernel call (about 1 ms forward and backward on a CPU at small batch); the
+        shared time loop runs ``T`` steps. Packed, the cell runs once, ``L <= T`` steps over ``S``
+        pieces. Not packed: when padding would more than double the steps computed, and for
+        time-gated cells, whose ``gate_openness`` (budget loss) must cover the real steps only.
+        """
+        if resets.shape[0] < 2 or not bool(resets[1:].any()):
+            return None
+        if any(isinstance(cell, TimeGatedLSTM) for cell in self.cells):
+            return None
+        packing = _pack(resets)
+        return packing if packing.length * packing.pieces <= 2 * resets.numel() else None
+
+    def _run_packed(self, features: th.Tensor, state: State, packing: _Packing) -> tuple[th.Tensor, th.Tensor]:
+        """:meth:`_run_cells` through a :class:`_Packing` (the same outputs; no final state)."""
+        T, N, F = features.shape
+        flat = features.reshape(T * N, F)
+        inputs = flat.new_zeros(packing.length * packing.pieces, F).index_copy(0, packing.index, flat)
+        inputs = inputs.view(packing.length, packing.pieces, F)
+
+        def run(cell: RecurrentCell, cell_state: State) -> th.Tensor:
+            initial = cell.initial_state(packing.pieces, features.device)
+            out, _ = cell(inputs, reset_state(select_state(cell_state, packing.sequence), packing.starts, initial))
+            return out.reshape(-1, out.shape[-1]).index_select(0, packing.index).view(T, N, -1)
+
+        if self.critic_cell is None:
+            out = run(self.cell, state)
+            return out, out
+        return run(self.cell, state[0]), run(self.critic_cell, state[1])
+
     def _sequence_latent(
-        self, obs: PyTorchObs, state: State, episode_starts: th.Tensor
-    ) -> tuple[th.Tensor, th.Tensor, th.Tensor, State]:
-        """Sequence path: ``[T, N, ...]`` observations through the cell in one call."""
+        self, obs: PyTorchObs, state: State, episode_starts: th.Tensor, final_state: bool = True
+    ) -> tuple[th.Tensor, th.Tensor, th.Tensor, State | None]:
+        """Sequence path: ``[T, N, ...]`` observations through the cell in one call. With
+        ``final_state=False`` (training) the state after the last step is not needed and is
+        returned as None, which lets sequences with episode starts inside run packed."""
         T, N = episode_starts.shape
         features = self.extract_features(_merge_time(obs)).reshape(T, N, -1)
         resets = episode_starts.bool()
-        # Without episode starts, cells may use a fused kernel (nn.LSTM / nn.GRU).
-        out_pi, out_vf, state = self._run_cells(features, state, resets if bool(resets.any()) else None)
+        packing = None if final_state else self._packing(resets)
+        if packing is not None:
+            out_pi, out_vf = self._run_packed(features, state, packing)
+            state = None
+        else:
+            # Without episode starts, cells may use a fused kernel (nn.LSTM / nn.GRU) in one call.
+            out_pi, out_vf, state = self._run_cells(features, state, resets if bool(resets.any()) else None)
         latent_pi = self.mlp_extractor.forward_actor(out_pi.flatten(0, 1))
         latent_vf = self.mlp_extractor.forward_critic(out_vf.flatten(0, 1))
         return latent_pi, latent_vf, features, state
@@ -238,9 +322,12 @@ class CellPolicy(ActorCriticPolicy):
     ) -> tuple[th.Tensor, th.Tensor, th.Tensor, State]:
         """One step: ``(actions, values, log_prob, new_state)`` for a batch of envs."""
         latent_pi, latent_vf, state = self._step_latent(obs, state, episode_starts)
-        distribution = self._get_action_dist_from_latent(latent_pi)
-        actions = distribution.get_actions(deterministic=deterministic)
-        log_prob = distribution.log_prob(actions)
+        if isinstance(self.action_dist, CategoricalDistribution):
+            actions, log_prob = _categorical_step(self.action_net(latent_pi), deterministic)
+        else:
+            distribution = self._get_action_dist_from_latent(latent_pi)
+            actions = distribution.get_actions(deterministic=deterministic)
+            log_prob = distribution.log_prob(actions)
         actions = actions.reshape((-1, *self.action_space.shape))  # type: ignore[misc]
         return actions, self.value_net(latent_vf), log_prob, state
 
@@ -263,7 +350,7 @@ class CellPolicy(ActorCriticPolicy):
     ) -> SequenceEvaluation:
         """Values, log-probabilities and entropy of ``actions`` (``[T * N, ...]``) along ``[T, N]``
         sequences that start from ``state`` and reset where ``episode_starts`` is True."""
-        latent_pi, latent_vf, features, _ = self._sequence_latent(obs, state, episode_starts)
+        latent_pi, latent_vf, features, _ = self._sequence_latent(obs, state, episode_starts, final_state=False)
         distribution = self._get_action_dist_from_latent(latent_pi)
         return SequenceEvaluation(
             self.value_net(latent_vf), distribution.log_prob(actions), distribution.entropy(), features
