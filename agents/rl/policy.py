@@ -136,7 +136,7 @@ class CellPolicy(ActorCriticPolicy):
         activation_fn, ortho_init, log_std_init, features_extractor_class,
         features_extractor_kwargs, normalize_images, optimizer_class, optimizer_kwargs: as SB3's
             ``ActorCriticPolicy`` (``ortho_init`` leaves the cell's own initialisation alone;
-            the default optimizer is SB3's, Adam with ``eps=1e-5``, with ``fused=True``).
+            the default optimizer is SB3's, Adam with ``eps=1e-5``, with ``fused=True`` on torch >= 2.4).
     """
 
     def __init__(
@@ -169,9 +169,10 @@ class CellPolicy(ActorCriticPolicy):
         self.cell_kwargs = dict(cell_kwargs or {})
         self.hidden_size = check_int("hidden_size", hidden_size, low=1)
         self.shared_cell = check_bool("shared_cell", shared_cell)
-        if optimizer_kwargs is None and optimizer_class is th.optim.Adam:
-            # SB3's default Adam (eps=1e-5) as one fused kernel: the per-tensor loop costs about
-            # four times as long per update on a CPU, where it is a fifth of a PPO update.
+        if optimizer_kwargs is None and optimizer_class is th.optim.Adam and th.__version__ >= "2.4":
+            # SB3's default Adam (eps=1e-5) as one fused kernel (on CPUs since torch 2.4): the
+            # per-tensor loop costs about four times as long per update on a CPU, where it is a
+            # fifth of a PPO update.
             optimizer_kwargs = {"eps": 1e-5, "fused": True}
         super().__init__(
             observation_space,
