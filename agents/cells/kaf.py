@@ -9,6 +9,7 @@ LSTM and :class:`KAFGRUCell` for the z, r gates of a GRU.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -46,14 +47,10 @@ def gaussian_kernel(s: Tensor, grid: Tensor, gamma: float) -> Tensor:
     return torch.exp((-gamma * diff * diff).clamp(min=_MIN_EXPONENT))
 
 
-_QUAD = torch.arange(4)  # offsets of (c0, c1, c2, c3) within a table row
-_FOUR = torch.tensor(4)
-
-
 class _CubicLookup(torch.autograd.Function):
     """Piecewise-cubic per-unit lookup: ``s [..., N] -> p [..., N]``.
 
-    ``table[n, j] = (c0, c1, c2, c3)`` is unit n's cubic on interval j in the local coordinate
+    ``table[:, n, j] = (c0, c1, c2, c3)`` is unit n's cubic on interval j in the local coordinate
     ``t in [0, 1)``, where ``u = (s - lo) / step + 1``, ``j = floor(u)``, ``t = u - j``; the first
     and last rows are zero (the function outside the table). For backward it keeps ``t``, the
     slope and the row of each element (12 bytes, against ``D`` kernel values per element
@@ -63,19 +60,10 @@ class _CubicLookup(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, s: Tensor, table: Tensor, token: Tensor, buffer: Tensor, lo: float, step: float) -> Tensor:
-        rows = table.shape[1]
-        u = (s - lo).mul_(1.0 / step).add_(1.0).clamp_(0.0, rows - 1)
-        j = u.floor()
-        t = u.sub_(j)
-        # Flat row index n * rows + j, formed in floating point (exact below 2**24 rows).
-        # int32: index_select is markedly faster with it on CPU than with int64.
-        flat = j.add_(torch.arange(s.shape[-1], device=s.device, dtype=s.dtype), alpha=rows).to(torch.int32)
-        c0, c1, c2, c3 = table.reshape(-1, 4).index_select(0, flat.reshape(-1)).view(*s.shape, 4).unbind(-1)
-        # Horner for the value; the slope dp/ds = (c1 + 2 c2 t + 3 c3 t^2) / step for backward.
-        slope = torch.addcmul(c1, torch.addcmul(c2, c3, t, value=1.5), t, value=2.0).mul_(1.0 / step)
+        value, slope, t, flat = _lookup(s, table, lo, step)
         ctx.save_for_backward(t, slope, flat)
         ctx.buffer = buffer
-        return torch.addcmul(c0, torch.addcmul(c1, torch.addcmul(c2, c3, t), t), t)
+        return value
 
     @staticmethod
     @once_differentiable
@@ -83,14 +71,40 @@ class _CubicLookup(torch.autograd.Function):
         t, slope, flat = ctx.saved_tensors
         grad_token = None
         if ctx.needs_input_grad[2]:
-            gt = grad * t
-            gt2 = gt * t
-            rows = torch.stack([grad, gt, gt2, gt2 * t], dim=-1)
-            # A flat scatter_add_ is several times faster than index_add_ of 4-wide rows on CPU.
-            where = torch.addcmul(_QUAD.to(flat.device), flat.unsqueeze(-1).long(), _FOUR.to(flat.device))
-            ctx.buffer.view(-1).scatter_add_(0, where.reshape(-1), rows.reshape(-1))
+            _add_table_grad(ctx.buffer, flat, t, grad)
             grad_token = grad.new_zeros(())
         return grad * slope, None, grad_token, None, None, None
+
+
+def _lookup(s: Tensor, table: Tensor, lo: float, step: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Evaluate the cubic table at ``s [B, N]``: ``(value, slope, t, flat)``, the last three for
+    backward (``slope = dvalue/ds``, ``t`` the local coordinate, ``flat`` the int32 row index)."""
+    rows = table.shape[2]
+    u = (s - lo).mul_(1.0 / step).add_(1.0).clamp_(0.0, rows - 1)
+    j = u.floor()
+    t = u.sub_(j)
+    # Flat row index n * rows + j, formed in floating point (exact below 2**24 rows).
+    # int32: index_select is markedly faster with it on CPU than with int64.
+    flat = j.add_(torch.arange(s.shape[-1], device=s.device, dtype=s.dtype), alpha=rows).to(torch.int32)
+    # Coefficient-major table [4, N, rows]: one gather gives each coefficient contiguous.
+    c0, c1, c2, c3 = table.view(4, -1).index_select(1, flat.reshape(-1)).view(4, *s.shape).unbind(0)
+    # Horner for the value; the slope dp/ds = (c1 + 2 c2 t + 3 c3 t^2) / step for backward.
+    slope = torch.addcmul(c1, torch.addcmul(c2, c3, t, value=1.5), t, value=2.0).mul_(1.0 / step)
+    value = torch.addcmul(c0, torch.addcmul(c1, torch.addcmul(c2, c3, t), t), t)
+    return value, slope, t, flat
+
+
+def _add_table_grad(buffer: Tensor, flat: Tensor, t: Tensor, grad: Tensor) -> None:
+    """Add the gradient of the looked-up values (``grad``, shaped like ``t``) to the table
+    gradient ``buffer``: ``d value / d (c0, c1, c2, c3) = (1, t, t^2, t^3)``."""
+    # One 1-D scatter_add_ per coefficient into the coefficient-major buffer: on CPU about five
+    # times faster than interleaving the four into rows (a strided stack) and scattering once.
+    where = flat.reshape(-1).long()
+    grad_power = grad
+    for k in range(4):
+        buffer[k].view(-1).scatter_add_(0, where, grad_power.reshape(-1))
+        if k < 3:
+            grad_power = grad_power * t
 
 
 class _TableSink(torch.autograd.Function):
@@ -114,6 +128,117 @@ class _TableSink(torch.autograd.Function):
         total = ctx.buffer.clone()
         ctx.buffer.zero_()  # ready for another backward through a retained graph
         return total, None
+
+
+@dataclass(frozen=True)
+class TabulatedKAF:
+    """A KAF tabulated for one forward (see :meth:`KAF.tabulate`); call it like the KAF.
+
+    ``table [4, N, rows]`` holds the cubic coefficients (detached); gradients for them go into
+    ``buffer`` and reach ``alpha`` through ``token`` when autograd reaches :class:`_TableSink`.
+    """
+
+    table: Tensor
+    token: Tensor
+    buffer: Tensor
+    lo: float
+    step: float
+
+    def __call__(self, s: Tensor) -> Tensor:
+        return _CubicLookup.apply(s, self.table, self.token, self.buffer, self.lo, self.step)
+
+
+class _KAFLSTMGates(torch.autograd.Function):
+    """One KAF-LSTM step after the matmuls: ``(pre [B, 4H], c) -> (h, c')``, one autograd node.
+
+    ``pre`` is in the order ``(i, f, o, g)``, so the flexible part ``pre[:, :3H]`` is a view.
+    Written as one function with a hand-written backward because the same step as separate
+    autograd ops costs several times the LSTM step on a CPU: it made a dozen small temporaries
+    and three concatenations per step (forward and backward) and kept each alive for backward.
+    Here backward reuses the saved gate values and writes the gradient of ``pre`` in place.
+    """
+
+    @staticmethod
+    def forward(ctx, pre: Tensor, c: Tensor, kaf: TabulatedKAF, token: Tensor) -> tuple[Tensor, Tensor]:
+        H = c.shape[1]
+        s = pre[:, : 3 * H]
+        value, slope, t, flat = _lookup(s, kaf.table, kaf.lo, kaf.step)
+        gates = torch.sigmoid(value.add_(s).mul_(0.5))  # the flexible gate sigmoid(KAF(s)/2 + s/2)
+        i, f, o = gates.split(H, dim=1)
+        g = torch.tanh(pre[:, 3 * H :])
+        c_new = torch.addcmul(f * c, i, g)
+        tanh_c = torch.tanh(c_new)
+        ctx.save_for_backward(c, gates, g, tanh_c, slope, t, flat)
+        ctx.kaf = kaf
+        return o * tanh_c, c_new
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_h: Tensor, grad_c: Tensor) -> tuple[Tensor | None, ...]:
+        c, gates, g, tanh_c, slope, t, flat = ctx.saved_tensors
+        H = c.shape[1]
+        i, f, o = gates.split(H, dim=1)
+        # dL/dc' in total: from the next step's c and through h = o tanh(c').
+        grad_c = torch.addcmul(grad_c, grad_h * o, torch.addcmul(torch.ones_like(tanh_c), tanh_c, tanh_c, value=-1.0))
+        grad_gates = torch.empty_like(gates)
+        torch.mul(grad_c, g, out=grad_gates[:, :H])  # i
+        torch.mul(grad_c, c, out=grad_gates[:, H : 2 * H])  # f
+        torch.mul(grad_h, tanh_c, out=grad_gates[:, 2 * H :])  # o
+        # Through the sigmoid and the 1/2: the gradient of KAF(s), and of s directly.
+        grad_kaf = grad_gates.mul_(gates).mul_(1.0 - gates).mul_(0.5)
+        grad_pre = torch.empty(c.shape[0], 4 * H, dtype=c.dtype, device=c.device)
+        torch.addcmul(grad_kaf, grad_kaf, slope, out=grad_pre[:, : 3 * H])  # (1 + KAF'(s))
+        torch.mul(grad_c * i, torch.addcmul(torch.ones_like(g), g, g, value=-1.0), out=grad_pre[:, 3 * H :])
+        grad_token = None
+        if ctx.needs_input_grad[3]:
+            _add_table_grad(ctx.kaf.buffer, flat, t, grad_kaf)
+            grad_token = grad_kaf.new_zeros(())
+        return grad_pre, grad_c * f, None, grad_token
+
+
+class _KAFGRUGates(torch.autograd.Function):
+    """One KAF-GRU step after the matmuls: ``(proj, rec, h) -> h'``, one autograd node.
+
+    ``proj = W_i x + b_i`` and ``rec = W_h h + b_h``, both ``[B, 3H]`` in the order (r, z, n);
+    written as one function for the same reason as :class:`_KAFLSTMGates`.
+    """
+
+    @staticmethod
+    def forward(ctx, proj: Tensor, rec: Tensor, h: Tensor, kaf: TabulatedKAF, token: Tensor) -> Tensor:
+        H = h.shape[1]
+        s = proj[:, : 2 * H] + rec[:, : 2 * H]
+        value, slope, t, flat = _lookup(s, kaf.table, kaf.lo, kaf.step)
+        gates = torch.sigmoid(value.add_(s).mul_(0.5))
+        r, z = gates.split(H, dim=1)
+        rec_n = rec[:, 2 * H :]
+        n = torch.tanh(torch.addcmul(proj[:, 2 * H :], r, rec_n))
+        ctx.save_for_backward(h, gates, n, rec_n, slope, t, flat)
+        ctx.kaf = kaf
+        return torch.lerp(n, h, z)  # (1 - z) n + z h
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_h: Tensor) -> tuple[Tensor | None, ...]:
+        h, gates, n, rec_n, slope, t, flat = ctx.saved_tensors
+        H = h.shape[1]
+        r, z = gates.split(H, dim=1)
+        grad_proj = torch.empty(h.shape[0], 3 * H, dtype=h.dtype, device=h.device)
+        grad_rec = torch.empty_like(grad_proj)
+        # n = tanh(a), a = proj_n + r * rec_n
+        grad_a = grad_proj[:, 2 * H :]
+        torch.mul(grad_h * (1.0 - z), torch.addcmul(torch.ones_like(n), n, n, value=-1.0), out=grad_a)
+        torch.mul(grad_a, r, out=grad_rec[:, 2 * H :])
+        grad_gates = torch.empty_like(gates)
+        torch.mul(grad_a, rec_n, out=grad_gates[:, :H])  # r
+        torch.mul(grad_h, h - n, out=grad_gates[:, H:])  # z
+        grad_kaf = grad_gates.mul_(gates).mul_(1.0 - gates).mul_(0.5)
+        torch.addcmul(grad_kaf, grad_kaf, slope, out=grad_proj[:, : 2 * H])  # (1 + KAF'(s))
+        grad_rec[:, : 2 * H] = grad_proj[:, : 2 * H]
+        grad_token = None
+        if ctx.needs_input_grad[4]:
+            _add_table_grad(ctx.kaf.buffer, flat, t, grad_kaf)
+            grad_token = grad_kaf.new_zeros(())
+        return grad_proj, grad_rec, grad_h * z, None, grad_token
 
 
 class KAF(nn.Module):
@@ -194,7 +319,7 @@ class KAF(nn.Module):
         """Exact ``s [..., N] -> KAF(s) [..., N]``."""
         return (gaussian_kernel(s, self.grid.to(s.dtype), self.gamma) * self.alpha).sum(-1)
 
-    def tabulate(self) -> Callable[[Tensor], Tensor]:
+    def tabulate(self) -> TabulatedKAF:
         """The interpolated KAF for the current ``alpha`` (build it once per forward)."""
         nodes = self.table_lo + self.table_step * torch.arange(
             self.num_nodes, device=self.alpha.device, dtype=self.alpha.dtype
@@ -205,12 +330,11 @@ class KAF(nn.Module):
         values, slopes = self.alpha @ kernel.t(), self.alpha @ slope_kernel.t()  # [N, G] each
         # Cubic Hermite on each interval [node j, node j+1] in t in [0, 1).
         v0, v1, m0, m1 = values[:, :-1], values[:, 1:], slopes[:, :-1], slopes[:, 1:]
-        cubic = torch.stack([v0, m0, 3 * (v1 - v0) - 2 * m0 - m1, 2 * (v0 - v1) + m0 + m1], dim=-1)
-        table = F.pad(cubic, (0, 0, 1, 1))  # zero rows: the function outside the table
+        cubic = torch.stack([v0, m0, 3 * (v1 - v0) - 2 * m0 - m1, 2 * (v0 - v1) + m0 + m1])  # [4, N, G-1]
+        table = F.pad(cubic, (1, 1))  # zero rows: the function outside the table
         buffer = torch.zeros_like(table)
         token = _TableSink.apply(table, buffer)
-        table, lo, step = table.detach(), self.table_lo, self.table_step
-        return lambda s: _CubicLookup.apply(s, table, token, buffer, lo, step)
+        return TabulatedKAF(table.detach(), token, buffer, self.table_lo, self.table_step)
 
     def extra_repr(self) -> str:
         return (
@@ -260,7 +384,8 @@ class _KAFCell(RecurrentCell):
         batch = inputs.shape[1]
         if state is None:
             state = self.initial_state(batch, inputs.device)
-        proj = F.linear(inputs, self.weight_ih, self._input_bias())
+        weight_ih, bias, weight_hh = self._weights()
+        proj = F.linear(inputs, weight_ih, bias)
         start = self.initial_state(batch, inputs.device) if resets is not None else None
         steps = resets.unbind(0) if resets is not None else [None] * inputs.shape[0]
         kaf = self.kaf.tabulate()
@@ -268,16 +393,18 @@ class _KAFCell(RecurrentCell):
         for p_t, r in zip(proj.unbind(0), steps):
             if r is not None:
                 state = reset_state(state, r, start)
-            out, state = self._update(p_t, state, kaf)
+            out, state = self._update(p_t, state, kaf, weight_hh)
             outs.append(out)
         return torch.stack(outs), state
 
     def step(self, x: Tensor, state):
-        return self._update(F.linear(x, self.weight_ih, self._input_bias()), state, self.kaf.tabulate())
+        weight_ih, bias, weight_hh = self._weights()
+        return self._update(F.linear(x, weight_ih, bias), state, self.kaf.tabulate(), weight_hh)
 
-    def _input_bias(self) -> Tensor:
-        """Bias added to the input projection (LSTM folds in ``bias_hh``; GRU cannot)."""
-        return self.bias_ih
+    def _weights(self) -> tuple[Tensor, Tensor, Tensor]:
+        """``(weight_ih, input bias, weight_hh)`` as the update uses them (the input bias is
+        ``bias_ih``: the GRU needs ``bias_hh`` inside its update)."""
+        return self.weight_ih, self.bias_ih, self.weight_hh
 
     def extra_repr(self) -> str:
         k = self.kaf
@@ -311,22 +438,25 @@ class KAFLSTMCell(_KAFCell):
     num_chunks = 4
     num_flexible = 3
 
-    def _input_bias(self) -> Tensor:
-        return self.bias_ih + self.bias_hh
+    def _weights(self) -> tuple[Tensor, Tensor, Tensor]:
+        """Rows reordered from ``(i, f, g, o)`` to ``(i, f, o, g)`` (once per forward), so the
+        three flexible gates are one contiguous block; ``bias_hh`` folded into the input bias."""
+        H = self.hidden_size
+        order = torch.cat([torch.arange(2 * H), torch.arange(3 * H, 4 * H), torch.arange(2 * H, 3 * H)])
+        order = order.to(self.weight_ih.device)
+        bias = (self.bias_ih + self.bias_hh)[order]
+        return self.weight_ih[order], bias, self.weight_hh[order]
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> tuple[Tensor, Tensor]:
         """``(h, c)``: zeros ``[B, hidden_size]``."""
         zeros = torch.zeros(batch_size, self.hidden_size, device=device, dtype=self.dtype)
         return zeros, zeros.clone()
 
-    def _update(self, proj: Tensor, state: tuple[Tensor, Tensor], kaf: Callable) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    def _update(
+        self, proj: Tensor, state: tuple[Tensor, Tensor], kaf: TabulatedKAF, weight_hh: Tensor
+    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         h, c = state
-        H = self.hidden_size
-        pre = torch.addmm(proj, h, self.weight_hh.t())
-        i_f, g, o = pre.split([2 * H, H, H], dim=1)
-        i, f, o = flexible_gate(kaf, torch.cat([i_f, o], dim=1)).split(H, dim=1)
-        c = f * c + i * torch.tanh(g)
-        h = o * torch.tanh(c)
+        h, c = _KAFLSTMGates.apply(torch.addmm(proj, h, weight_hh.t()), c, kaf, kaf.token)
         return h, (h, c)
 
 
@@ -349,10 +479,6 @@ class KAFGRUCell(_KAFCell):
         """``h``: zeros ``[B, hidden_size]``."""
         return torch.zeros(batch_size, self.hidden_size, device=device, dtype=self.dtype)
 
-    def _update(self, proj: Tensor, h: Tensor, kaf: Callable) -> tuple[Tensor, Tensor]:
-        H = self.hidden_size
-        rec = torch.addmm(self.bias_hh, h, self.weight_hh.t())
-        r, z = flexible_gate(kaf, proj[:, : 2 * H] + rec[:, : 2 * H]).split(H, dim=1)
-        n = torch.tanh(proj[:, 2 * H :] + r * rec[:, 2 * H :])
-        h = (1 - z) * n + z * h
+    def _update(self, proj: Tensor, h: Tensor, kaf: TabulatedKAF, weight_hh: Tensor) -> tuple[Tensor, Tensor]:
+        h = _KAFGRUGates.apply(proj, torch.addmm(self.bias_hh, h, weight_hh.t()), h, kaf, kaf.token)
         return h, h
