@@ -1,8 +1,10 @@
-"""Helpers shared by the sequential-MNIST benchmarks (``mnist_kaf.py``, ``mnist_aux.py``).
+"""Helpers shared by the learning benchmarks.
 
-Each benchmark trains a few models with the supervised harness on the same pixel task and prints
-one line per model, then a markdown table: validation accuracy after the fixed budget of updates,
-the best validation accuracy, the first evaluation that reached a target accuracy, and updates/s.
+The sequential-MNIST benchmarks (``mnist_kaf.py``, ``mnist_aux.py``) train a few models on the same
+pixel task and print one line per model, then a markdown table: validation accuracy after the fixed
+budget of updates, the best validation accuracy, the first evaluation that reached a target accuracy,
+and updates/s. The convergence races (``copy_convergence.py``, ``adding_convergence.py``) train each
+model until a held-out metric reaches a target (:func:`race`, :func:`print_race_table`).
 The scripts import this module as ``_common`` (Python puts the script's folder on ``sys.path``).
 """
 
@@ -96,3 +98,39 @@ def print_table(results: dict[str, Result], updates: int, target: float) -> None
     for name, r in results.items():
         reached = r.reached if r.reached else f"not within {updates}"
         print(f"| {name} | {r.params} | {r.final:.3f} | {r.best:.3f} | {reached} | {r.updates_per_second:.3f} |")
+
+
+@dataclass
+class RaceRow:
+    """One model of a convergence race: when it reached the target, its best metric and speed."""
+
+    label: str
+    params: int
+    reached: int | None
+    updates: int
+    wall: float
+    updates_per_second: float
+    best: float
+
+
+def race(label: str, config: TrainConfig, out: Path, metric: str, baseline: float) -> RaceRow:
+    """Train ``config`` (which stops at its target) and print one line relative to ``baseline``."""
+    start = time.perf_counter()
+    summary = train(config, out_dir=out / label, progress=False)
+    row = RaceRow(label, summary["num_params"], summary["target"]["reached_at"], summary["updates"],
+                  time.perf_counter() - start, summary["updates_per_second"], summary["best"]["metrics"][metric])
+    when = (f"reached after {row.reached} updates ({row.wall:.0f} s)" if row.reached
+            else f"not reached in {row.updates} updates ({row.wall:.0f} s)")
+    print(f"{label:12s} params {row.params:6d}  {when}  best {metric.upper()} {row.best:.4f} = "
+          f"{row.best / baseline:.3f} x baseline  {row.updates_per_second:.2f} updates/s", flush=True)
+    return row
+
+
+def print_race_table(rows: list[RaceRow], target_header: str, metric: str, baseline: float, out: Path) -> None:
+    """The markdown table of a race: updates to target, best metric / baseline, updates/s."""
+    print(f"\n| model | params | {target_header} | best {metric.upper()} / baseline | updates/s |")
+    print("|---|---|---|---|---|")
+    for row in rows:
+        when = f"{row.reached} ({row.wall:.0f} s)" if row.reached else f"not within {row.updates}"
+        print(f"| {row.label} | {row.params} | {when} | {row.best / baseline:.3f} | {row.updates_per_second:.2f} |")
+    print(f"\nruns in {out}")

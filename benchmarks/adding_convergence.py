@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from agents.supervised import TrainConfig, build, evaluation_batches, train
+from _common import print_race_table, race
+
+from agents.supervised import TrainConfig, build, evaluation_batches
 
 BASELINE_MSE = 1.0 / 6.0
 #: label -> (cell, cell options); "T" is replaced by the sequence length.
@@ -72,22 +73,8 @@ def main(argv: list[str] | None = None) -> int:
             eval_every=args.eval_every, eval_batches=args.eval_batches, eval_batch_size=100,
             target_metric="mse", target_value=args.target, device=args.device,
         )
-        t0 = time.perf_counter()
-        summary = train(config, out_dir=out / label, progress=False)
-        wall = time.perf_counter() - t0
-        best = summary["best"]["metrics"]["mse"]
-        reached = summary["target"]["reached_at"]
-        rows.append((label, summary["num_params"], reached, summary["updates"], wall, summary["updates_per_second"], best))
-        print(f"{label:12s} params {summary['num_params']:6d}  "
-              + (f"reached after {reached} updates ({wall:.0f} s)" if reached else f"not reached in {summary['updates']} updates ({wall:.0f} s)")
-              + f"  best MSE {best:.4f} = {best / BASELINE_MSE:.3f} x baseline  {summary['updates_per_second']:.2f} updates/s", flush=True)
-
-    print(f"\n| model | params | updates to MSE <= {args.target:g} | best MSE / baseline | updates/s |")
-    print("|---|---|---|---|---|")
-    for label, params, reached, done, wall, speed, best in rows:
-        when = f"{reached} ({wall:.0f} s)" if reached else f"not within {done}"
-        print(f"| {label} | {params} | {when} | {best / BASELINE_MSE:.3f} | {speed:.2f} |")
-    print(f"\nruns in {out}")
+        rows.append(race(label, config, out, "mse", BASELINE_MSE))
+    print_race_table(rows, f"updates to MSE <= {args.target:g}", "mse", BASELINE_MSE, out)
     return 0
 
 

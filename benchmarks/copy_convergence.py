@@ -28,12 +28,13 @@ from __future__ import annotations
 import argparse
 import math
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
-from agents.supervised import TrainConfig, train
+from _common import print_race_table, race
+
+from agents.supervised import TrainConfig
 
 #: label -> (cell, hidden size, cell options, TrainConfig overrides), PAPERS §2.5.
 MODELS = {
@@ -75,22 +76,8 @@ def main(argv: list[str] | None = None) -> int:
             eval_every=args.eval_every, eval_batches=args.eval_batches, eval_batch_size=100,
             target_metric="ce", target_value=target, device=args.device, **{"clip": 1.0, **extra},
         )
-        t0 = time.perf_counter()
-        summary = train(config, out_dir=out / label, progress=False)
-        wall = time.perf_counter() - t0
-        best = summary["best"]["metrics"]["ce"]
-        reached = summary["target"]["reached_at"]
-        rows.append((label, summary["num_params"], reached, summary["updates"], wall, summary["updates_per_second"], best))
-        print(f"{label:12s} params {summary['num_params']:6d}  "
-              + (f"reached after {reached} updates ({wall:.0f} s)" if reached else f"not reached in {summary['updates']} updates ({wall:.0f} s)")
-              + f"  best CE {best:.4f} = {best / baseline:.3f} x baseline  {summary['updates_per_second']:.2f} updates/s", flush=True)
-
-    print(f"\n| model | params | updates to CE <= {args.fraction:g} x baseline | best CE / baseline | updates/s |")
-    print("|---|---|---|---|---|")
-    for label, params, reached, done, wall, speed, best in rows:
-        when = f"{reached} ({wall:.0f} s)" if reached else f"not within {done}"
-        print(f"| {label} | {params} | {when} | {best / baseline:.3f} | {speed:.2f} |")
-    print(f"\nruns in {out}")
+        rows.append(race(label, config, out, "ce", baseline))
+    print_race_table(rows, f"updates to CE <= {args.fraction:g} x baseline", "ce", baseline, out)
     return 0
 
 
