@@ -20,9 +20,9 @@ from agents.supervised.suites import (
     Suite,
     TaskSpec,
     plan,
-    rank,
     run_suite,
 )
+from agents.sweep.stats import competition_ranks
 from agents.supervised.trainer import TrainConfig, build_model, make_task
 
 # --------------------------------------------------------------------------------------------
@@ -128,8 +128,9 @@ def test_bad_suite_or_scale():
 
 
 def test_rank_is_competition_ranking():
-    assert rank({"a": 0.9, "b": 0.5, "c": 0.9, "d": None, "e": 0.95}) == {"a": 2, "b": 4, "c": 2, "d": None, "e": 1}
-    assert rank({}) == {}
+    assert competition_ranks({"a": 0.9, "b": 0.5, "c": 0.9, "d": None, "e": 0.95}) == {"a": 2, "b": 4, "c": 2, "d": None, "e": 1}
+    assert competition_ranks({"a": float("nan"), "b": 0.5}) == {"a": None, "b": 1}  # a diverged score is unranked
+    assert competition_ranks({}) == {}
 
 
 def _summary(score, status="completed", fraction=None):

@@ -50,7 +50,9 @@ from typing import Any
 from agents.cells.base import CELLS
 from agents.supervised.runs import RunDir, read_json
 from agents.supervised.trainer import TrainConfig, make_task, train
+from agents.sweep.stats import competition_ranks
 from memenvs.core import SequenceTask, check_choice
+
 
 SCALES = ("smoke", "small", "paper")
 
@@ -636,13 +638,6 @@ def summary_score(summary: Mapping[str, Any] | None) -> float | None:
     return float(value)
 
 
-def rank(scores: Mapping[str, float | None]) -> dict[str, int | None]:
-    """Competition ranking by descending score: 1 is best, equal scores share the better rank
-    (0.9, 0.9, 0.5 -> 1, 1, 3); cells without a score get None."""
-    values = [v for v in scores.values() if v is not None]
-    return {k: None if v is None else 1 + sum(o > v for o in values) for k, v in scores.items()}
-
-
 @dataclass
 class Leaderboard:
     """Scores, ranks and the top-2 criterion of a suite's runs.
@@ -692,7 +687,7 @@ class Leaderboard:
 
     @property
     def ranks(self) -> dict[str, dict[str, int | None]]:
-        return {task: rank(self.scores[task]) for task in self.tasks}
+        return {task: competition_ranks(self.scores[task]) for task in self.tasks}
 
     def top2_everywhere(self, cell: str) -> bool:
         """Ranked 1 or 2 on every task the cell was planned on (missing scores count as not)."""
