@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from agents.cells import fused as fused_module
-from agents.cells import make_cell
+from agents.cells import make_cell, map_state
 from agents.cells.gru import GRUCell
 from agents.cells.janet import JANETCell
 from agents.cells.lstm import LSTMCell
@@ -106,70 +106,28 @@ def test_fused_equals_loop_with_resets(name):
         torch.testing.assert_close(a, b)
 
 
-def test_fused_kernel_runs_once_per_reset_free_piece(monkeypatch):
-    """Without resets one kernel call; with resets, one per distinct reset step after the first."""
-    cell = LSTMCell(I, H)
-    calls = []
-    original = fused_module._KERNELS["LSTM"]
-    monkeypatch.setitem(fused_module._KERNELS, "LSTM", lambda x, *a: calls.append(x.shape[0]) or original(x, *a))
-    x = seeded_inputs(T, B, I)
-    cell(x)
-    assert calls == [T]
-    calls.clear()
-    resets = torch.zeros(T, B, dtype=torch.bool)
-    resets[0, 1] = resets[2, 0] = resets[2, 3] = resets[5, 1] = True
-    cell(x, resets=resets)
-    assert calls == [2, 3, 2]
-
-
-def test_pack_pieces_unpacks_with_torch_into_the_pieces_of_each_sample():
-    """Laid out by pack_pieces and unpacked by torch's own pad_packed_sequence, the data holds
-    exactly the pieces a loop over samples and resets finds, with their sample, restart flag and
-    (for each sample's last piece) the final-state index."""
-    from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
-
-    steps, batch = 9, 5
-    resets = torch.rand(steps, batch, generator=torch.Generator().manual_seed(1)) < 0.3
-    resets[0, 0] = resets[4, 0] = resets[5, 0] = resets[8, 2] = True  # a reset at step 0, a length-1 piece
-    x = seeded_inputs(steps, batch, 2)
-    pieces = fused_module.pack_pieces(resets)
-    inverse = torch.empty_like(pieces.position)
-    inverse[pieces.position] = torch.arange(steps * batch)
-    data = x.reshape(steps * batch, 2)[inverse]
-    padded, lengths = pad_packed_sequence(PackedSequence(data, pieces.batch_sizes))
-    expected = []  # (sample, start, length, is_last)
-    for b in range(batch):
-        cuts = [0] + [t for t in range(1, steps) if resets[t, b]] + [steps]
-        expected += [(b, a, e - a, e == steps) for a, e in zip(cuts, cuts[1:])]
-    assert len(lengths) == len(expected)
-    assert sorted(lengths.tolist(), reverse=True) == lengths.tolist()  # packed order: longest first
-    found = set()
-    for b, a, n, is_last in expected:
-        (j,) = [j for j in range(len(lengths)) if lengths[j] == n and torch.equal(padded[:n, j], x[a : a + n, b])]
-        assert pieces.sample[j] == b and bool(pieces.restarts[j]) == (a > 0)
-        if is_last:
-            assert pieces.last[b] == j
-        found.add(j)
-    assert len(found) == len(expected)
-
-
-@pytest.mark.parametrize("name", ["lstm", "gru", "rnn"])
-@pytest.mark.parametrize("pack", [True, False], ids=["packed", "cut"])
-def test_packed_and_cut_paths_equal_the_loop(name, pack, monkeypatch):
-    """Both ways run_fused handles resets (forced here, whatever the cost estimate picks) equal
-    the per-step loop from a non-zero incoming state: outputs, final state and the gradients of
-    inputs, incoming state and parameters; packed, the kernel runs once."""
-    torch.manual_seed(0)
-    cell = make_cell(name, I, H).double()
-    mode = cell.rnn.mode
+def count_kernel_calls(monkeypatch, mode: str) -> list[int]:
+    """The lengths of the fused kernel calls of ``mode`` made from now on."""
     calls = []
     original = fused_module._KERNELS[mode]
     monkeypatch.setitem(fused_module._KERNELS, mode, lambda x, *a: calls.append(x.shape[0]) or original(x, *a))
-    monkeypatch.setattr(fused_module, "_pack_pays", lambda *args: pack)
+    return calls
+
+
+@pytest.mark.parametrize("name", list(PARITY))
+def test_fused_reset_paths_equal_the_loop(name, monkeypatch):
+    """With resets inside the sequence (a reset at step 0, back-to-back resets, one at the last
+    step) the fused path equals the per-step loop from a non-zero incoming state: outputs, final
+    state and the gradients of inputs, incoming state and parameters. LSTM, GRU and ReLU RNN run
+    the kernel once, over T + (most resets of one sample) steps; the tanh RNN once per piece."""
+    torch.manual_seed(0)
+    cell = PARITY[name][0]().double()
+    random_biases(cell)  # the GRU's input bias takes a detour through the input at resets
+    calls = count_kernel_calls(monkeypatch, cell.rnn.mode)
     steps, batch = 9, 5
     x = seeded_inputs(steps, batch, I, dtype=torch.float64).requires_grad_()
     resets = torch.rand(steps, batch, generator=torch.Generator().manual_seed(2)) < 0.3
-    resets[0, 1] = resets[8, 3] = True
+    resets[0, 1] = resets[3, 4] = resets[4, 4] = resets[8, 3] = True
     flat0 = seeded_inputs(2 if name == "lstm" else 1, batch, H, dtype=torch.float64, seed=3).requires_grad_()
     results = []
     for run in (cell.forward, cell.loop):
@@ -181,29 +139,34 @@ def test_packed_and_cut_paths_equal_the_loop(name, pack, monkeypatch):
         (out.pow(2).sum() + final.sin().sum()).backward()
         results.append([out, final, x.grad, flat0.grad] + [p.grad.clone() for p in cell.parameters()])
         if run == cell.forward:
-            cut_calls = int(resets[1:].any(1).sum()) + 1
-            assert calls == [steps * batch] if pack else (len(calls), sum(calls)) == (cut_calls, steps)
+            if name == "rnn-tanh":
+                assert (len(calls), sum(calls)) == (int(resets[1:].any(1).sum()) + 1, steps)
+            else:
+                assert calls == [steps + int(resets[1:].sum(0).max())]
     for got, want in zip(*results, strict=True):
         torch.testing.assert_close(got, want)
 
 
-def test_packing_is_chosen_for_dense_resets_at_small_batch_only():
-    """The cost estimate: cutting for sparse resets at a large batch (the benchmark's case, where
-    the CPU's packed kernel would be slower) and for few reset steps; packing for resets at most
-    steps of a small batch (short RL episodes)."""
-    gen = torch.Generator().manual_seed(0)
-    big = nn.LSTM(64, 128)
-    x = torch.zeros(100, 64, 64)
-    assert not fused_module._pack_pays(big, x, torch.rand(100, 64, generator=gen) < 0.01)
-    small = nn.GRU(16, 64)
-    x = torch.zeros(128, 8, 16)
-    dense = torch.zeros(128, 8, dtype=torch.bool)
-    dense[::5] = True  # every sample restarts every 5 steps
-    assert fused_module._pack_pays(small, x, dense)
-    few = torch.zeros(128, 8, dtype=torch.bool)
-    few[[0, 40, 80], 2] = True
-    assert not fused_module._pack_pays(small, x, few)
-    assert not fused_module._pack_pays(small, x, torch.zeros(128, 8, dtype=torch.bool))
+@pytest.mark.parametrize("name", ["lstm", "gru", "rnn-relu"])
+def test_reset_step_zeroes_the_state_and_its_gradient_exactly(name):
+    """In float32, where the kernel's own arithmetic rounds: outputs from a reset on depend on
+    nothing before it (the gradient of every earlier input and of the incoming state is exactly
+    zero) and equal a fresh run of that sample from the reset."""
+    torch.manual_seed(0)
+    cell = PARITY[name][0]()
+    random_biases(cell)
+    steps, batch, t, b = 12, 3, 5, 1
+    x = seeded_inputs(steps, batch, I).requires_grad_()
+    resets = torch.zeros(steps, batch, dtype=torch.bool)
+    resets[t, b] = resets[3, 0] = True
+    state0 = map_state(lambda s: s.normal_().requires_grad_(), cell.initial_state(batch))
+    out, _ = cell(x, state0, resets)
+    out[t:, b].sum().backward()
+    assert torch.equal(x.grad[:t], torch.zeros_like(x.grad[:t]))
+    assert all(torch.equal(s.grad, torch.zeros_like(s.grad)) for s in (state0 if name == "lstm" else [state0]))
+    assert x.grad[t:, b].abs().sum() > 0
+    fresh, _ = cell(x[t:, b : b + 1].detach())
+    torch.testing.assert_close(out[t:, b : b + 1], fresh, rtol=1e-5, atol=1e-6)
 
 
 # -- equations recomputed step by step --------------------------------------------------------

@@ -3,166 +3,141 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import contextlib
+import warnings
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from agents.cells.base import ProjectedCell, State, check_inputs, reset_state, select_state
+from agents.cells.base import ProjectedCell, State, check_inputs, map_state, reset_state
 from memenvs.core import check_float
 
 _KERNELS = {"LSTM": torch.lstm, "GRU": torch.gru, "RNN_TANH": torch.rnn_tanh, "RNN_RELU": torch.rnn_relu}
 
+#: A gate pre-activation pushed by this much saturates whatever else it holds: sigmoid gives
+#: exactly 0 or 1 and ReLU exactly 0, in float32, float64 and TF32 alike.
+SATURATE = 1e4
+#: The control columns appended to the input by :func:`_run_with_reset_steps`.
+RESET, HOLD, ONE = 0, 1, 2
 
-def run_fused(rnn: nn.RNNBase, inputs: Tensor, state: State, resets: Tensor | None, initial: State) -> tuple[Tensor, State]:
+
+def run_fused(rnn: nn.RNNBase, inputs: Tensor, state: State, resets: Tensor | None) -> tuple[Tensor, State]:
     """Run a one-layer, unidirectional, time-major PyTorch RNN over ``inputs [T, B, I]`` from
-    ``state`` (batch dim 0); where ``resets[t, b]`` is True, sample ``b`` restarts from
-    ``initial`` before step ``t``.
+    ``state`` (batch dim 0); where ``resets[t, b]`` is True, sample ``b`` restarts from the zero
+    state (every fused cell's initial state) before step ``t``.
 
-    The fused kernel cannot reset inside a call, so with resets inside the sequence it runs one
-    of two ways, whichever :func:`_pack_pays` expects to be cheaper:
+    The fused kernel cannot reset inside a call, so resets after step 0 become input: a *reset
+    step* is inserted before each one, in that sample's timeline only, with extra input columns
+    that saturate its gates so that the state becomes exactly zero and exactly zero gradient
+    flows back through it (:func:`_run_with_reset_steps`). The batch then runs in **one**
+    kernel call of ``T + max_b(resets of sample b)`` steps, whatever the reset pattern. A tanh
+    RNN has no such input (``tanh`` saturates at ±1, not 0), so it is cut instead at every step
+    where some sample resets, one kernel call per piece (:func:`_run_cut`).
 
-    - *packed*: every sample is cut at its own resets and all pieces run side by side in **one**
-      kernel call as a variable-length batch (PyTorch's packed-sequence kernel, the one behind
-      ``nn.utils.rnn.pack_sequence``): no padding, ``T * B`` steps computed, each piece starting
-      from the incoming state (a sample's first piece) or from ``initial`` (a piece that begins
-      with a reset); the kernel returns every piece's state at its own last step, which gives the
-      final state. See :func:`pack_pieces`.
-    - *cut*: the sequence is cut at every step where some sample resets and each piece runs in
-      one kernel call, the resetting samples getting ``initial`` between pieces. Cheaper when
-      few steps carry resets, and on a CPU also at a large batch, where the packed kernel
-      (which has no oneDNN version there) is slower per step than the unpacked one.
-
-    Both give the same numbers as the per-step loop (tested to 1e-5, outputs and gradients).
+    Both give the per-step loop's numbers (tested to 1e-5, outputs and gradients).
     """
-    if resets is not None:
-        state = reset_state(state, resets[0], initial)
-        if inputs.shape[0] > 1 and _pack_pays(rnn, inputs, resets):
-            return _run_packed(rnn, inputs, state, pack_pieces(resets), initial)
-        starts = [0] + (resets[1:].any(1).nonzero().flatten() + 1).tolist()
+    if resets is None:
+        return _call_kernel(rnn, inputs, state)
+    state = reset_state(state, resets[0], map_state(torch.zeros_like, state))
+    later = resets.clone()
+    later[0] = False
+    if not bool(later.any()):
+        return _call_kernel(rnn, inputs, state)
+    if rnn.mode == "RNN_TANH":
+        return _run_cut(rnn, inputs, state, later)
+    return _run_with_reset_steps(rnn, inputs, state, later)
+
+
+def _run_with_reset_steps(rnn: nn.RNNBase, inputs: Tensor, state: State, resets: Tensor) -> tuple[Tensor, State]:
+    """:func:`run_fused` for resets after step 0 (``resets[0]`` is False), in one kernel call.
+
+    Sample ``b``'s timeline gets a reset step before each of its resets and, after its last real
+    step, *hold* steps up to the common length. The kernel sees three input columns more than
+    the cell (weights in :func:`_control_weights`): ``RESET`` (1 at reset steps) saturates the
+    gates that let the old state in to 0, which zeroes the state; ``HOLD`` (1 at hold steps)
+    keeps an LSTM's cell exactly (f = 1, i = 0), so the kernel's final ``c`` is the sample's;
+    ``ONE`` (1 at real steps) carries the GRU's input bias, so that a reset step's candidate is
+    ``tanh(0) = 0`` exactly. Inserted steps have zero data input; their outputs are dropped, and
+    the final ``h`` is the output of each sample's last real step.
+    """
+    T, B, I = inputs.shape
+    inserted = resets.long().cumsum(0)  # [T, B]: reset steps inserted up to and including step t
+    steps = T + int(inserted[-1].max())
+    batch = torch.arange(B, device=inputs.device)
+    row = torch.arange(T, device=inputs.device).unsqueeze(1) + inserted  # [T, B]: grid row of step (t, b)
+    position = (row * B + batch).flatten()  # [T * B]: where step (t, b) sits in the [steps * B] grid
+    control = inputs.new_zeros(steps * B, 3)
+    control[position, ONE] = 1
+    control[(row - 1)[resets] * B + batch.expand(T, B)[resets], RESET] = 1
+    held = torch.arange(steps, device=inputs.device).unsqueeze(1) > row[-1]  # [steps, B]
+    control[held.flatten(), HOLD] = 1
+    data = inputs.new_zeros(steps * B, I).index_copy(0, position, inputs.reshape(T * B, I))
+    grid = torch.cat([data, control], 1).view(steps, B, I + 3)
+    out, final = _call_kernel(rnn, grid, state, _control_weights(rnn))
+    out = out.reshape(steps * B, -1).index_select(0, position).view(T, B, -1)
+    return out, ((out[-1], final[1]) if rnn.mode == "LSTM" else out[-1])
+
+
+def _control_weights(rnn: nn.RNNBase) -> list[Tensor]:
+    """The kernel weights for :func:`_run_with_reset_steps`: ``W_ih`` with the three control
+    columns appended (gate rows in ``nn.LSTM`` / ``nn.GRU`` order). At a reset step:
+
+    - LSTM (i, f, g, o): i = f = 0, so ``c' = 0 * c + 0 * g = 0`` and ``h' = o * tanh(0) = 0``;
+      the gate derivatives ``s (1 - s)`` are exactly 0, so no gradient reaches the old state.
+      At a hold step i = 0 and f = 1: ``c' = c``.
+    - GRU (r, z, n): r = z = 0, and the input bias moves into the ``ONE`` column (the kernel's
+      ``b_ih`` is zero), so ``n = tanh(0 + 0 * (W_hn h + b_hn)) = 0`` and ``h' = n = 0``.
+    - ReLU RNN: the pre-activation saturates negative, ``h' = relu(-SATURATE + ...) = 0``.
+    """
+    w_ih, w_hh, b_ih, b_hh = rnn._flat_weights
+    H = rnn.hidden_size
+    columns = w_ih.new_zeros(w_ih.shape[0], 3)
+    if rnn.mode == "LSTM":
+        columns[: 2 * H, RESET] = -SATURATE
+        columns[:H, HOLD] = -SATURATE
+        columns[H : 2 * H, HOLD] = SATURATE
+    elif rnn.mode == "GRU":
+        columns[: 2 * H, RESET] = -SATURATE
+        weight = torch.cat([w_ih, columns[:, :ONE], b_ih.unsqueeze(1)], 1)
+        return [weight, w_hh, torch.zeros_like(b_ih), b_hh]
     else:
-        starts = [0]
+        columns[:, RESET] = -SATURATE
+    return [torch.cat([w_ih, columns], 1), w_hh, b_ih, b_hh]
+
+
+def _run_cut(rnn: nn.RNNBase, inputs: Tensor, state: State, resets: Tensor) -> tuple[Tensor, State]:
+    """:func:`run_fused` cut at every step where some sample resets (``resets[0]`` is False):
+    one kernel call per piece, the resetting samples zeroed between pieces."""
+    starts = [0] + resets.any(1).nonzero().flatten().tolist()
     sizes = [b - a for a, b in zip(starts, starts[1:] + [inputs.shape[0]])]
     outs = []
     for start, piece in zip(starts, torch.split(inputs, sizes)):
         if start > 0:
-            state = reset_state(state, resets[start], initial)
+            state = reset_state(state, resets[start], map_state(torch.zeros_like, state))
         out, state = _call_kernel(rnn, piece, state)
         outs.append(out)
-    return (outs[0] if len(outs) == 1 else torch.cat(outs)), state
+    return torch.cat(outs), state
 
 
-# Rough costs behind :func:`_pack_pays`, from forward+backward timings on a 1-thread CPU with
-# torch 2.13 (LSTM/GRU, B in 8..64, H in 32..128): an extra call of the oneDNN kernel when
-# cutting costs about 1 ms; the packed kernel has no oneDNN version on a CPU, so it runs step by
-# step: about 0.4 ms per time step plus about 3x oneDNN's arithmetic time. cuDNN has a packed
-# kernel, so on CUDA packing costs what one unpacked call costs (not measured here: no GPU).
-CPU_CALL_MS = 1.0
-CPU_PACKED_STEP_MS = 0.4
-CPU_PACKED_SLOWDOWN = 3.0
-CPU_GFLOPS = 30.0  # single-thread float32 throughput of the oneDNN kernel, forward+backward
-#: Packing must be estimated at least this much cheaper than cutting (the estimate is rough).
-PACK_MARGIN = 0.8
-
-
-def _pack_pays(rnn: nn.RNNBase, inputs: Tensor, resets: Tensor) -> bool:
-    """Whether packing should beat cutting, by the estimated cost of each (see the constants).
-
-    Cutting makes ``K + 1`` kernel calls (``K`` the number of steps after the first where some
-    sample resets); packing makes one call over ``L`` steps (``L`` the longest piece). On CUDA
-    both do the same work otherwise, so packing pays from ``K >= 1``. On a CPU the packed
-    kernel is slower per step, so it pays only when resets are dense (short episodes, small
-    batches: RL), not for sparse resets at a large batch (the benchmark's 1/100 per step).
-    Only CPU and CUDA are modelled; other devices always cut.
-    """
-    cuts = int(resets[1:].any(1).sum())
-    if cuts == 0 or inputs.device.type not in ("cpu", "cuda"):
-        return False
-    if inputs.device.type == "cuda":
-        return 1 < PACK_MARGIN * (cuts + 1)
-    T, B, I = inputs.shape
-    H = rnn.hidden_size
-    gates = {"LSTM": 4, "GRU": 3}.get(rnn.mode, 1)
-    compute_ms = 6 * gates * H * (I + H) * T * B / (CPU_GFLOPS * 1e6)  # 2 flops per MAC, x3 for backward
-    longest = int(_piece_lengths(_piece_starts(resets), T * B).max())
-    cut = (cuts + 1) * CPU_CALL_MS + compute_ms
-    pack = CPU_CALL_MS + longest * CPU_PACKED_STEP_MS + CPU_PACKED_SLOWDOWN * compute_ms
-    return pack < PACK_MARGIN * cut
-
-
-def _piece_starts(resets: Tensor) -> Tensor:
-    """Where each piece of ``[T, B]`` sequences cut at ``resets`` begins, as positions ``[S]`` in
-    the sample-major flattening ``[B * T]`` (every sample's step 0 begins a piece)."""
-    cuts = resets.t().clone()  # [B, T], sample-major, so that pieces are contiguous runs
-    cuts[:, 0] = True
-    return cuts.reshape(-1).nonzero().flatten()
-
-
-def _piece_lengths(first: Tensor, total: int) -> Tensor:
-    """Lengths ``[S]`` of the pieces beginning at ``first`` (from :func:`_piece_starts`)."""
-    return torch.diff(first, append=first.new_tensor([total]))
-
-
-def _call_kernel(rnn: nn.RNNBase, inputs: Tensor, state: State, batch_sizes: Tensor | None = None) -> tuple[Tensor, State]:
+def _call_kernel(rnn: nn.RNNBase, inputs: Tensor, state: State, weights: list[Tensor] | None = None) -> tuple[Tensor, State]:
     """The functional kernel behind nn.LSTM/nn.GRU/nn.RNN.forward, called directly: the
     module's Python checks cost about a millisecond per call, which matters when resets cut the
-    sequence into many pieces. ``_flat_weights`` follows parameter swaps (``functional_call``)
-    and, on GPU, holds the views into cuDNN's flattened buffer. With ``batch_sizes``, ``inputs``
-    is packed data ``[sum of lengths, I]`` (see :func:`pack_pieces`)."""
+    sequence into many pieces. ``weights`` default to ``_flat_weights``, which follows parameter
+    swaps (``functional_call``) and, on GPU, holds the views into cuDNN's flattened buffer; other
+    weights (the control columns) make cuDNN copy them per call, which it warns about: that
+    copy is the intended cost here, so the warning is silenced."""
     kernel = _KERNELS[rnn.mode]
-    lead = (inputs,) if batch_sizes is None else (inputs, batch_sizes)
-    args = (rnn._flat_weights, rnn.bias, 1, 0.0, rnn.training, False)
-    if batch_sizes is None:
-        args += (False,)  # batch_first; the packed overload has none
-    if rnn.mode == "LSTM":
-        out, h, c = kernel(*lead, (state[0].unsqueeze(0), state[1].unsqueeze(0)), *args)
-        return out, (h[0], c[0])
-    out, h = kernel(*lead, state.unsqueeze(0), *args)
-    return out, h[0]
-
-
-class Pieces(NamedTuple):
-    """``[T, B]`` sequences cut at their resets, the pieces laid out as one packed
-    variable-length batch (``torch.nn.utils.rnn.PackedSequence`` layout: pieces sorted by length,
-    longest first; row ``t`` holds step ``t`` of every piece longer than ``t``)."""
-
-    position: Tensor  # [T * B]: where step (t, b) (time-major order) sits in the packed data
-    batch_sizes: Tensor  # [L] on the CPU: how many pieces are longer than t, L the longest piece
-    sample: Tensor  # [S]: the sample of each piece, in packed (sorted) order
-    restarts: Tensor  # [S]: whether a piece begins with a reset (False for every sample's first piece)
-    last: Tensor  # [B]: the packed index of each sample's last piece (where its final state is)
-
-
-def pack_pieces(resets: Tensor) -> Pieces:
-    """The :class:`Pieces` of ``[T, B]`` sequences cut where ``resets`` is True (``resets[0]``
-    is ignored: every sample's first piece starts at step 0 from its incoming state).
-    Vectorised: no Python loop over pieces or samples; one host sync (``batch_sizes``)."""
-    T, B = resets.shape
-    first = _piece_starts(resets)  # [S]
-    piece = torch.zeros(B * T, dtype=torch.long, device=resets.device).index_fill_(0, first, 1).cumsum(0) - 1
-    row = torch.arange(B * T, device=resets.device) - first[piece]  # row of each step within its piece
-    lengths = _piece_lengths(first, B * T)
-    order = torch.argsort(lengths, descending=True, stable=True)
-    rank = torch.empty_like(order)
-    rank[order] = torch.arange(len(order), device=order.device)
-    counts = torch.bincount(lengths, minlength=T + 1).flip(0).cumsum(0).flip(0)  # [T+1] pieces >= len
-    batch_sizes = counts[1 : int(lengths.max()) + 1]
-    offsets = batch_sizes.cumsum(0) - batch_sizes
-    position = (offsets[row] + rank[piece]).view(B, T).t().reshape(-1)
-    last = rank[piece.view(B, T)[:, -1]]
-    return Pieces(position, batch_sizes.cpu(), (first // T)[order], (first % T != 0)[order], last)
-
-
-def _run_packed(rnn: nn.RNNBase, inputs: Tensor, state: State, pieces: Pieces, initial: State) -> tuple[Tensor, State]:
-    """:func:`run_fused` through :func:`pack_pieces`: one kernel call over all pieces."""
-    T, B, I = inputs.shape
-    inverse = torch.empty_like(pieces.position)
-    inverse[pieces.position] = torch.arange(T * B, device=inputs.device)
-    data = inputs.reshape(T * B, I).index_select(0, inverse)
-    start = reset_state(select_state(state, pieces.sample), pieces.restarts, select_state(initial, pieces.sample))
-    out, final = _call_kernel(rnn, data, start, pieces.batch_sizes)
-    return out.index_select(0, pieces.position).view(T, B, -1), select_state(final, pieces.last)
+    args = (rnn._flat_weights if weights is None else weights, rnn.bias, 1, 0.0, rnn.training, False, False)
+    quiet = weights is not None and inputs.is_cuda
+    with warnings.catch_warnings() if quiet else contextlib.nullcontext():
+        if quiet:
+            warnings.filterwarnings("ignore", message="RNN module weights are not part")
+        if rnn.mode == "LSTM":
+            out, h, c = kernel(inputs, (state[0].unsqueeze(0), state[1].unsqueeze(0)), *args)
+            return out, (h[0], c[0])
+        out, h = kernel(inputs, state.unsqueeze(0), *args)
+        return out, h[0]
 
 
 def check_chrono_t_max(init: str, t_max: float | None) -> float | None:
@@ -216,8 +191,7 @@ class FusedCell(ProjectedCell):
         check_inputs(self, inputs, resets)
         if state is None:
             state = self.initial_state(inputs.shape[1], inputs.device)
-        initial = self.initial_state(inputs.shape[1], inputs.device) if resets is not None else None
-        return run_fused(self.rnn, inputs, state, resets, initial)
+        return run_fused(self.rnn, inputs, state, resets)
 
     def _project(self, x: Tensor) -> Tensor:
         """``x W_ih^T + b_ih + b_hh`` for any leading shape (all time steps in one matmul)."""

@@ -23,8 +23,8 @@ class GRUCell(FusedCell):
 
     ``z`` is the *keep* gate: a unit with ``z`` near 1 holds its state. The parameters live in
     ``self.rnn``, an ``nn.GRU`` (``weight_ih``, ``weight_hh``, ``bias_ih``, ``bias_hh`` point at
-    them), so every forward runs PyTorch's fused kernel (cuDNN on GPU), cut only at the steps where
-    some sample resets (:func:`agents.cells.fused.run_fused`). :meth:`loop` runs the same math per
+    them), so every forward runs PyTorch's fused kernel (cuDNN on GPU) in one call, resets
+    included (:func:`agents.cells.fused.run_fused`). :meth:`loop` runs the same math per
     step; ``step`` advances one time step.
 
     State: ``h`` ``[B, hidden_size]``, zeros at an episode start.

@@ -26,8 +26,8 @@ class LSTMCell(FusedCell):
 
     The parameters live in ``self.rnn``, an ``nn.LSTM`` (attributes ``weight_ih``, ``weight_hh``,
     ``bias_ih``, ``bias_hh`` point at them), so without peepholes every forward runs PyTorch's fused
-    kernel (cuDNN on GPU): in one call without resets, or cut at the steps where some sample
-    resets (see :func:`agents.cells.fused.run_fused`). With peepholes a per-step loop runs the same math, with ``x W_ih``
+    kernel (cuDNN on GPU) in one call, resets included (see
+    :func:`agents.cells.fused.run_fused`). With peepholes a per-step loop runs the same math, with ``x W_ih``
     computed for all steps in one matmul. ``step`` advances one time step (e.g. for acting).
 
     State: ``(h, c)``, each ``[B, hidden_size]``, zeros at an episode start.

@@ -19,7 +19,8 @@ class RNNCell(FusedCell):
     pre-activation, as in all plain-RNN baselines of the NRU paper (PAPERS §2.5, pitfall 10).
     The parameters live in ``self.rnn``, an ``nn.RNN`` (``weight_ih``, ``weight_hh``,
     ``bias_ih``, ``bias_hh`` point at them): without LayerNorm every forward runs PyTorch's fused
-    kernel, cut only where some sample resets; with LayerNorm a per-step loop runs, with ``x W_ih``
+    kernel (in one call, resets included, for ReLU; tanh is cut where some sample resets, see
+    :func:`agents.cells.fused.run_fused`); with LayerNorm a per-step loop runs, with ``x W_ih``
     computed for all steps in one matmul.
 
     State: ``h`` ``[B, hidden_size]``, zeros at an episode start.

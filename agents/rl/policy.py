@@ -266,10 +266,9 @@ class CellPolicy(ActorCriticPolicy):
         """How to run ``[T, N]`` sequences with episode starts inside as one batch of pieces that
         each start from a state and run without resets (None where that does not pay).
 
-        A fused kernel (nn.LSTM / nn.GRU) is cut at every step where some sequence resets and each
-        piece costs a kernel call (about 1 ms forward and backward on a CPU at small batch); the
-        shared time loop runs ``T`` steps. Packed, the cell runs once, ``L <= T`` steps over ``S``
-        pieces. Not packed: when padding would more than double the steps computed, and for
+        Unpacked, a cell runs ``T`` steps over ``N`` sequences (a fused LSTM/GRU a few more: one
+        reset step per episode start, see :func:`agents.cells.fused.run_fused`), and a per-step
+        cell pays a Python step each. Packed, the cell runs ``L <= T`` steps over ``S`` pieces. Not packed: when padding would more than double the steps computed, and for
         time-gated cells, whose ``gate_openness`` (budget loss) must cover the real steps only.
         """
         if resets.shape[0] < 2 or not bool(resets[1:].any()):
