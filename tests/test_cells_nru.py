@@ -1,5 +1,6 @@
 """NRU-specific tests: the memory update against an independent numpy recomputation, the
-perfect-square rule and the parameter count of the paper's copy-task configuration."""
+sequence node (hand-written backward) against the per-step autograd loop, the perfect-square rule
+and the parameter count of the paper's copy-task configuration."""
 
 from __future__ import annotations
 
@@ -41,13 +42,26 @@ def numpy_nru_step(cell: NRUCell, x: np.ndarray, h: np.ndarray, m: np.ndarray) -
     return h_new, m_new
 
 
-@pytest.mark.parametrize("use_relu,layer_norm", [(False, False), (True, False), (False, True)])
-def test_memory_increment_matches_independent_recomputation(use_relu: bool, layer_norm: bool) -> None:
+@pytest.mark.parametrize(
+    "use_relu,layer_norm,memory_size,num_heads",
+    [
+        (False, False, 8, 2),
+        (True, False, 8, 2),
+        (True, False, 16, 4),
+        (False, True, 8, 2),  # layer_norm: the per-step loop
+        (False, False, 9, 4),  # 4 does not divide sqrt(36) = 6, heads split rows: the per-step loop
+    ],
+)
+def test_memory_increment_matches_independent_recomputation(
+    use_relu: bool, layer_norm: bool, memory_size: int, num_heads: int
+) -> None:
     torch.manual_seed(0)
-    cell = make_cell("nru", 3, 5, memory_size=8, num_heads=2, use_relu=use_relu, layer_norm=layer_norm).double()
+    cell = make_cell(
+        "nru", 3, 5, memory_size=memory_size, num_heads=num_heads, use_relu=use_relu, layer_norm=layer_norm
+    ).double()
     inputs = torch.randn(4, 3, 3, dtype=torch.float64)
     outputs, (h_T, m_T) = cell(inputs)
-    h, m = np.zeros((3, 5)), np.zeros((3, 8))
+    h, m = np.zeros((3, 5)), np.zeros((3, memory_size))
     for t in range(4):
         m_prev = m
         h, m = numpy_nru_step(cell, inputs[t].numpy(), h, m)
@@ -105,3 +119,92 @@ def test_all_zero_directions_keep_gradients_finite() -> None:
     assert torch.equal(mem, torch.zeros_like(mem))
     (out.sum() + mem.sum()).backward()
     assert all(torch.isfinite(p.grad).all() for p in cell.parameters() if p.grad is not None)
+
+
+def _run(fn, cell: NRUCell, inputs: torch.Tensor, state: tuple, resets: torch.Tensor | None) -> list[torch.Tensor]:
+    """Outputs, final state and the gradients of a loss weighting all three (inputs, incoming
+    state, every parameter) for one implementation ``fn`` (``cell.forward`` or ``cell.loop``)."""
+    out, (h, m) = fn(inputs, state, resets)
+    g = torch.Generator().manual_seed(5)
+    loss = (out * torch.randn(out.shape, generator=g, dtype=out.dtype)).sum()
+    loss = loss + (h * torch.randn(h.shape, generator=g, dtype=h.dtype)).sum() + (m * m).sum()
+    wrt = [t for t in (inputs, *state, *cell.parameters()) if t.requires_grad]
+    return [out, h, m, *torch.autograd.grad(loss, wrt)]
+
+
+@pytest.mark.parametrize("use_relu", [False, True])
+def test_sequence_node_equals_autograd_loop(use_relu: bool) -> None:
+    """Float64: the one-node sequence and the per-step autograd loop agree to 1e-10 in outputs,
+    final state and all gradients, from a non-zero state, with resets at step 0 and back to back."""
+    torch.manual_seed(3)
+    cell = make_cell("nru", 3, 5, memory_size=16, num_heads=4, use_relu=use_relu).double()
+    inputs = torch.randn(7, 3, 3, dtype=torch.float64, requires_grad=True)
+    state = tuple(torch.randn(3, n, dtype=torch.float64, requires_grad=True) for n in (5, 16))
+    resets = torch.zeros(7, 3, dtype=torch.bool)
+    resets[0, 1] = True
+    resets[3, 0] = resets[4, 0] = True
+    node = _run(cell.forward, cell, inputs, state, resets)
+    assert type(node[0].grad_fn).__name__ == "_NRUSequenceBackward"  # not the loop
+    loop = _run(cell.loop, cell, inputs, state, resets)
+    assert len(node) == 3 + 3 + len(list(cell.parameters()))
+    for a, b in zip(node, loop, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+    assert node[4].abs().max() > 0 and node[4][1].abs().max() == 0  # h0 of the sample reset at step 0
+
+
+def test_sequence_node_without_resets_or_parameter_gradients() -> None:
+    """No resets, frozen parameters: only the input and state gradients, still equal to the loop."""
+    torch.manual_seed(4)
+    cell = make_cell("nru", 2, 4, memory_size=4, num_heads=4).double().requires_grad_(False)
+    inputs = torch.randn(5, 2, 2, dtype=torch.float64, requires_grad=True)
+    state = tuple(torch.randn(2, n, dtype=torch.float64, requires_grad=True) for n in (4, 4))
+    for a, b in zip(_run(cell.forward, cell, inputs, state, None), _run(cell.loop, cell, inputs, state, None), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("use_relu", [False, True])
+def test_sequence_node_gradcheck(use_relu: bool) -> None:
+    """Finite differences through the node w.r.t. inputs, state and every parameter (two heads
+    per unit, so the per-head slices of p are exercised)."""
+    torch.manual_seed(6)
+    cell = make_cell("nru", 2, 3, memory_size=8, num_heads=2, use_relu=use_relu).double()
+    names = [n for n, _ in cell.named_parameters()]
+    params = [p.detach().clone().requires_grad_() for p in cell.parameters()]
+    inputs = torch.randn(3, 2, 2, dtype=torch.float64, requires_grad=True)
+    h0, m0 = (torch.randn(2, n, dtype=torch.float64, requires_grad=True) for n in (3, 8))
+    resets = torch.tensor([[False, True], [False, False], [True, False]])
+
+    def run(x, h, m, *tensors):
+        out, (_, m_T) = torch.func.functional_call(cell, dict(zip(names, tensors)), (x, (h, m), resets))
+        return out, m_T
+
+    assert torch.autograd.gradcheck(run, (inputs, h0, m0, *params), eps=1e-6, atol=1e-6, rtol=1e-5)
+
+
+def test_zero_directions_match_the_loop() -> None:
+    """With use_relu, one head of a write unit gets an all-zero direction (the norm clamps hold):
+    the node's gradients stay finite and equal to the loop's."""
+    torch.manual_seed(7)
+    cell = make_cell("nru", 2, 3, memory_size=8, num_heads=2, use_relu=True).double()
+    with torch.no_grad():  # write p = (-1, -1, 1, 1) and q > 0: head 0 (rows 0, 1) is all zero
+        cell.write.weight.zero_()
+        cell.write.bias.copy_(torch.tensor([-1.0, -1.0, 1.0, 1.0, 1.0, 2.0, 3.0, 4.0], dtype=torch.float64))
+    inputs = torch.randn(4, 2, 2, dtype=torch.float64, requires_grad=True)
+    state = tuple(torch.zeros(2, n, dtype=torch.float64, requires_grad=True) for n in (3, 8))
+    node = _run(cell.forward, cell, inputs, state, None)
+    loop = _run(cell.loop, cell, inputs, state, None)
+    assert all(torch.isfinite(t).all() for t in node)
+    for a, b in zip(node, loop, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+def test_float32_node_matches_float64() -> None:
+    """The node keeps the cell's dtype and its float32 result is the float64 one to rounding."""
+    torch.manual_seed(8)
+    cell = make_cell("nru", 3, 6, memory_size=16, num_heads=4)
+    inputs = torch.randn(20, 4, 3)
+    out32, (_, m32) = cell(inputs)
+    out64, (_, m64) = cell.double()(inputs.double())
+    assert out32.dtype == m32.dtype == torch.float32
+    torch.testing.assert_close(out32.double(), out64, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(m32.double(), m64, rtol=1e-4, atol=1e-5)
