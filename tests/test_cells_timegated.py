@@ -213,3 +213,49 @@ def test_gate_openness_is_differentiable(name: str) -> None:
     cell.gate_openness.sum().backward()
     timing = [p for n, p in cell.named_parameters() if n in ("mu", "log_sigma", "log_tau", "shift", "log_r_on")]
     assert timing and all(p.grad is not None for p in timing)
+
+
+@pytest.mark.parametrize("name", ["glstm", "plstm"])
+def test_sequence_equals_nn_lstm_cell_steps_mixed_by_the_gate(name: str) -> None:
+    """The whole-sequence node against an independent loop: nn.LSTMCell steps mixed by the
+    cell's own gate values (c = c + k (c~ - c), likewise h), the state zeroed at resets, from a
+    non-zero state; outputs, final state and the gradients of inputs, incoming state and every
+    parameter (mu / sigma / tau through the gate) in float64."""
+    torch.manual_seed(0)
+    kwargs = {"expected_length": 6} if name == "glstm" else {"tau_range": (2.0, 6.0), "r_on": 0.5}
+    cell = make_cell(name, 3, 5, **kwargs).double()
+    lstm = nn.LSTMCell(3, 5).double()
+    with torch.no_grad():
+        for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            getattr(lstm, p).copy_(getattr(cell, p))
+    steps, batch = 8, 3
+    x = torch.randn(steps, batch, 3, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(batch, 5, dtype=torch.float64, requires_grad=True)
+    c0 = torch.randn(batch, 5, dtype=torch.float64, requires_grad=True)
+    resets = torch.zeros(steps, batch, dtype=torch.bool)
+    resets[3, 1] = resets[4, 1] = resets[6, 2] = True
+    out, (h, c, _) = cell(x, (h0, c0, torch.zeros(batch, dtype=torch.float64)), resets)
+    gates = cell.gate_openness
+    assert 0.05 < float(gates.detach().mean()) < 0.95  # partly open: the mixing matters
+    (out.pow(2).sum() + h.sin().sum() + c.cos().sum()).backward()
+    got = [out, h, c, x.grad, h0.grad, c0.grad] + [p.grad for p in cell.parameters() if p.requires_grad]
+    for t in (x, h0, c0):
+        t.grad = None
+    cell.zero_grad()
+
+    cell(x, (h0, c0, torch.zeros(batch, dtype=torch.float64)), resets)  # the same gate values, a new graph
+    gates = cell.gate_openness
+    lstm.weight_ih, lstm.weight_hh, lstm.bias_ih, lstm.bias_hh = cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh
+    ref_h, ref_c, outs = h0, c0, []
+    for t in range(steps):
+        keep = (~resets[t]).double().unsqueeze(1)
+        ref_h, ref_c = ref_h * keep, ref_c * keep
+        h_new, c_new = lstm(x[t], (ref_h, ref_c))
+        ref_c = ref_c + gates[t] * (c_new - ref_c)
+        ref_h = ref_h + gates[t] * (h_new - ref_h)
+        outs.append(ref_h)
+    ref = torch.stack(outs)
+    (ref.pow(2).sum() + ref_h.sin().sum() + ref_c.cos().sum()).backward()
+    want = [ref, ref_h, ref_c, x.grad, h0.grad, c0.grad] + [p.grad for p in cell.parameters() if p.requires_grad]
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from agents.cells.base import RecurrentCell, check_inputs, reset_state
+from agents.cells.lstm_sequence import LSTMSequence, ifog_rows
 from memenvs.core import check_choice, check_float, check_int
 
 KAF_INITS = ("identity", "random")
@@ -76,20 +77,17 @@ class _CubicLookup(torch.autograd.Function):
         return grad * slope, None, grad_token, None, None, None
 
 
-def _lookup(
-    s: Tensor, table: Tensor, lo: float, step: float, t_out: Tensor | None = None, flat_out: Tensor | None = None
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def _lookup(s: Tensor, table: Tensor, lo: float, step: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Evaluate the cubic table at ``s [B, N]``: ``(value, slope, t, flat)``, the last three for
-    backward (``slope = dvalue/ds``, ``t`` the local coordinate, ``flat`` the int32 row index;
-    written into ``t_out`` / ``flat_out`` when given)."""
+    backward (``slope = dvalue/ds``, ``t`` the local coordinate, ``flat`` the int32 row index)."""
     rows = table.shape[2]
-    u = torch.mul(s, 1.0 / step, out=t_out).add_(1.0 - lo / step).clamp_(0.0, rows - 1)
+    u = torch.mul(s, 1.0 / step).add_(1.0 - lo / step).clamp_(0.0, rows - 1)
     j = u.floor()
     t = u.sub_(j)
     # Flat row index n * rows + j, formed in floating point (exact below 2**24 rows).
     # int32: index_select is markedly faster with it on CPU than with int64.
     j.add_(torch.arange(s.shape[-1], device=s.device, dtype=s.dtype), alpha=rows)
-    flat = j.to(torch.int32) if flat_out is None else flat_out.copy_(j)
+    flat = j.to(torch.int32)
     # Coefficient-major table [4, N, rows]: one gather gives each coefficient contiguous.
     c0, c1, c2, c3 = table.view(4, -1).index_select(1, flat.reshape(-1)).view(4, *s.shape).unbind(0)
     # Horner for the value; the slope dp/ds = (c1 + 2 c2 t + 3 c3 t^2) / step for backward.
@@ -101,14 +99,15 @@ def _lookup(
 def _add_table_grad(buffer: Tensor, flat: Tensor, t: Tensor, grad: Tensor) -> None:
     """Add the gradient of the looked-up values (``grad``, shaped like ``t``) to the table
     gradient ``buffer``: ``d value / d (c0, c1, c2, c3) = (1, t, t^2, t^3)``."""
-    # One 1-D scatter_add_ per coefficient into the coefficient-major buffer: on CPU about five
-    # times faster than interleaving the four into rows (a strided stack) and scattering once.
-    where = flat.reshape(-1).long()
-    grad_power = grad
+    # One 1-D index_add_ per coefficient into the coefficient-major buffer: on a CPU several times
+    # faster than scatter_add_ (which also needs int64 indices) and than interleaving the four
+    # into rows and adding once.
+    where = flat.reshape(-1)
+    grad_power = grad.reshape(-1)
     for k in range(4):
-        buffer[k].view(-1).scatter_add_(0, where, grad_power.reshape(-1))
+        buffer[k].view(-1).index_add_(0, where, grad_power)
         if k < 3:
-            grad_power = grad_power * t
+            grad_power = grad_power * t.reshape(-1) if k == 0 else grad_power.mul_(t.reshape(-1))
 
 
 class _TableSink(torch.autograd.Function):
@@ -151,129 +150,15 @@ class TabulatedKAF:
     def __call__(self, s: Tensor) -> Tensor:
         return _CubicLookup.apply(s, self.table, self.token, self.buffer, self.lo, self.step)
 
+    def lookup(self, s: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``(value, slope, t, flat)`` at ``s`` without autograd, for a hand-written backward
+        (the :class:`agents.cells.lstm_sequence.GateFunction` protocol; see :func:`_lookup`)."""
+        return _lookup(s, self.table, self.lo, self.step)
 
-def _lstm_gates(
-    pre: Tensor, c: Tensor, kaf: TabulatedKAF, *outs: Tensor
-) -> tuple[Tensor, Tensor, tuple[Tensor, ...]]:
-    """KAF-LSTM step after the matmuls, without autograd: ``(pre [B, 4H], c) -> (h, c', saved)``.
-
-    ``pre`` is in the order ``(i, f, o, g)``, so the flexible part ``pre[:, :3H]`` is a view;
-    ``saved`` is what :func:`_lstm_gates_backward` needs. ``outs``: optional tensors to write
-    ``h``, ``t`` and ``flat`` (``saved[5:]``) into.
-    """
-    h_out, t_out, flat_out = outs or (None, None, None)
-    H = c.shape[1]
-    s = pre[:, : 3 * H]
-    value, slope, t, flat = _lookup(s, kaf.table, kaf.lo, kaf.step, t_out, flat_out)
-    gates = torch.sigmoid(value.add_(s).mul_(0.5))  # the flexible gate sigmoid(KAF(s)/2 + s/2)
-    i, f, o = gates.split(H, dim=1)
-    g = torch.tanh(pre[:, 3 * H :])
-    c_new = torch.addcmul(f * c, i, g)
-    tanh_c = torch.tanh(c_new)
-    return torch.mul(o, tanh_c, out=h_out), c_new, (c, gates, g, tanh_c, slope, t, flat)
-
-
-def _lstm_gates_backward(
-    grad_h: Tensor, grad_c: Tensor, saved: tuple[Tensor, ...], grad_pre: Tensor, grad_kaf: Tensor
-) -> Tensor:
-    """Backward of :func:`_lstm_gates`: writes ``dL/dpre`` into ``grad_pre [B, 4H]`` and
-    ``dL/dKAF(s)`` into ``grad_kaf [B, 3H]`` (for the table), returns ``dL/dc``."""
-    c, gates, g, tanh_c, slope = saved[:5]
-    H = c.shape[1]
-    i, f, o = gates.split(H, dim=1)
-    # dL/dc' in total: from the next step's c and through h = o tanh(c').
-    grad_c = torch.addcmul(grad_c, grad_h * o, torch.addcmul(torch.ones_like(tanh_c), tanh_c, tanh_c, value=-1.0))
-    torch.mul(grad_c, g, out=grad_kaf[:, :H])  # i
-    torch.mul(grad_c, c, out=grad_kaf[:, H : 2 * H])  # f
-    torch.mul(grad_h, tanh_c, out=grad_kaf[:, 2 * H :])  # o
-    # Through the sigmoid and the 1/2: the gradient of KAF(s), and of s directly (1 + KAF'(s)).
-    grad_kaf.mul_(gates).mul_(1.0 - gates).mul_(0.5)
-    torch.addcmul(grad_kaf, grad_kaf, slope, out=grad_pre[:, : 3 * H])
-    torch.mul(grad_c * i, torch.addcmul(torch.ones_like(g), g, g, value=-1.0), out=grad_pre[:, 3 * H :])
-    return grad_c * f
-
-
-class _KAFLSTMGates(torch.autograd.Function):
-    """One KAF-LSTM step after the matmuls, ``(pre, c) -> (h, c')``, as one autograd node (for
-    :meth:`KAFLSTMCell.step`; sequences use :class:`_KAFLSTMSequence`)."""
-
-    @staticmethod
-    def forward(ctx, pre: Tensor, c: Tensor, kaf: TabulatedKAF, token: Tensor) -> tuple[Tensor, Tensor]:
-        h, c_new, saved = _lstm_gates(pre, c, kaf)
-        ctx.save_for_backward(*saved)
-        ctx.kaf = kaf
-        return h, c_new
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_h: Tensor, grad_c: Tensor) -> tuple[Tensor | None, ...]:
-        saved = ctx.saved_tensors
-        B, H = grad_h.shape
-        grad_pre = grad_h.new_empty(B, 4 * H)
-        grad_kaf = grad_h.new_empty(B, 3 * H)
-        grad_c = _lstm_gates_backward(grad_h, grad_c, saved, grad_pre, grad_kaf)
-        grad_token = None
-        if ctx.needs_input_grad[3]:
-            _add_table_grad(ctx.kaf.buffer, saved[6], saved[5], grad_kaf)
-            grad_token = grad_kaf.new_zeros(())
-        return grad_pre, grad_c, None, grad_token
-
-
-class _KAFLSTMSequence(torch.autograd.Function):
-    """A whole KAF-LSTM sequence as one autograd node: ``(proj, h0, c0, weight_hh) -> (out, c_T)``.
-
-    ``proj [T, B, 4H]`` is the input projection (bias included) and ``weight_hh [4H, H]`` the
-    recurrent weight, rows in the order (i, f, o, g); ``keep [T, B, 1]`` (or None) is 0 where an
-    episode starts (the state is zeroed before that step). Backward runs the time loop in reverse
-    by hand. Against one autograd node per step this saves the engine's per-step work and turns
-    the per-step products for ``weight_hh``'s gradient, and the per-step scatters for the KAF
-    table, into one large matmul and one scatter per coefficient for the whole sequence.
-    """
-
-    @staticmethod
-    def forward(ctx, proj: Tensor, h: Tensor, c: Tensor, weight_hh: Tensor, keep: Tensor | None,
-                kaf: TabulatedKAF, token: Tensor) -> tuple[Tensor, Tensor]:
-        T, B, H = proj.shape[0], h.shape[0], h.shape[1]
-        out = proj.new_empty(T, B, H)
-        # Where each step looked up the table, gathered for one scatter per coefficient.
-        where_t = proj.new_empty(T, B, 3 * H)
-        where_flat = proj.new_empty(T, B, 3 * H, dtype=torch.int32)
-        ctx.steps = []  # the rest of each step's saved values (intermediates: kept on ctx)
-        h0, w_t = h, weight_hh.t()
-        for step in range(T):
-            if keep is not None:
-                h, c = h * keep[step], c * keep[step]
-            h, c, saved = _lstm_gates(torch.addmm(proj[step], h, w_t), c, kaf, out[step], where_t[step], where_flat[step])
-            ctx.steps.append(saved[:5])
-        ctx.save_for_backward(weight_hh, h0, out, keep, where_t, where_flat)
-        ctx.kaf = kaf
-        return out, c
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_out: Tensor, grad_c: Tensor) -> tuple[Tensor | None, ...]:
-        weight_hh, h0, out, keep, where_t, where_flat = ctx.saved_tensors
-        T, B, H = grad_out.shape
-        grad_pre = grad_out.new_empty(T, B, 4 * H)
-        grad_kaf = grad_out.new_empty(T, B, 3 * H)
-        grad_h = torch.zeros_like(grad_out[0])
-        for step in reversed(range(T)):
-            grad_h = grad_h + grad_out[step]
-            saved = ctx.steps[step]
-            grad_c = _lstm_gates_backward(grad_h, grad_c, saved, grad_pre[step], grad_kaf[step])
-            grad_h = grad_pre[step] @ weight_hh
-            if keep is not None:
-                grad_h, grad_c = grad_h * keep[step], grad_c * keep[step]
-        grad_weight = grad_token = None
-        if ctx.needs_input_grad[3]:
-            h_prev = torch.cat([h0.unsqueeze(0), out[:-1]])  # the state each step started from
-            if keep is not None:
-                h_prev = h_prev * keep
-            grad_weight = grad_pre.view(T * B, 4 * H).t() @ h_prev.view(T * B, H)
-        if ctx.needs_input_grad[6]:
-            _add_table_grad(ctx.kaf.buffer, where_flat, where_t, grad_kaf)
-            grad_token = grad_out.new_zeros(())
-        return grad_pre, grad_h, grad_c, grad_weight, None, None, grad_token
+    def add_grad(self, t: Tensor, flat: Tensor, grad: Tensor) -> None:
+        """Add the gradient of values looked up at ``(t, flat)`` (from :meth:`lookup`) to the
+        table's (see :func:`_add_table_grad`)."""
+        _add_table_grad(self.buffer, flat, t, grad)
 
 
 class _KAFGRUGates(torch.autograd.Function):
@@ -523,15 +408,13 @@ class KAFLSTMCell(_KAFCell):
     def _weights(self) -> tuple[Tensor, Tensor, Tensor]:
         """Rows reordered from ``(i, f, g, o)`` to ``(i, f, o, g)`` (once per forward), so the
         three flexible gates are one contiguous block; ``bias_hh`` folded into the input bias."""
-        H = self.hidden_size
-        order = torch.cat([torch.arange(2 * H), torch.arange(3 * H, 4 * H), torch.arange(2 * H, 3 * H)])
-        order = order.to(self.weight_ih.device)
-        bias = (self.bias_ih + self.bias_hh)[order]
-        return self.weight_ih[order], bias, self.weight_hh[order]
+        order = ifog_rows(self.hidden_size, self.weight_ih.device)
+        return self.weight_ih[order], (self.bias_ih + self.bias_hh)[order], self.weight_hh[order]
 
     def forward(self, inputs: Tensor, state=None, resets: Tensor | None = None):
-        """The shared contract (see :mod:`agents.cells.base`); the whole sequence is one autograd
-        node (:class:`_KAFLSTMSequence`) after one input projection for all steps."""
+        """The shared contract (see :mod:`agents.cells.base`): one input projection for all
+        steps, then the whole sequence as one autograd node
+        (:class:`agents.cells.lstm_sequence.LSTMSequence` with the KAF in the gates)."""
         check_inputs(self, inputs, resets)
         h, c = self.initial_state(inputs.shape[1], inputs.device) if state is None else state
         if inputs.shape[0] == 0:
@@ -541,20 +424,17 @@ class KAFLSTMCell(_KAFCell):
         # The initial state is zeros, so an episode start multiplies the state by 0.
         keep = None if resets is None else (~resets.bool()).unsqueeze(-1).to(proj.dtype)
         kaf = self.kaf.tabulate()
-        out, c = _KAFLSTMSequence.apply(proj, h, c, weight_hh, keep, kaf, kaf.token)
+        out, c = LSTMSequence.apply(proj, h, c, weight_hh, keep, None, kaf, kaf.token)
         return out, (out[-1], c)
+
+    def step(self, x: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        out, state = self.forward(x.unsqueeze(0), state)
+        return out[0], state
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> tuple[Tensor, Tensor]:
         """``(h, c)``: zeros ``[B, hidden_size]``."""
         zeros = torch.zeros(batch_size, self.hidden_size, device=device, dtype=self.dtype)
         return zeros, zeros.clone()
-
-    def _update(
-        self, proj: Tensor, state: tuple[Tensor, Tensor], kaf: TabulatedKAF, weight_hh: Tensor
-    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-        h, c = state
-        h, c = _KAFLSTMGates.apply(torch.addmm(proj, h, weight_hh.t()), c, kaf, kaf.token)
-        return h, (h, c)
 
 
 class KAFGRUCell(_KAFCell):

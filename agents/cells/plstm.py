@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from agents.cells.base import RecurrentCell, check_inputs, reset_state
+from agents.cells.base import RecurrentCell, check_inputs
+from agents.cells.lstm_sequence import LSTMSequence, ifog_rows
 from memenvs.core import check_bool, check_float
 
 TimeGatedState = tuple[Tensor, Tensor, Tensor]
@@ -89,7 +90,8 @@ class TimeGatedLSTM(RecurrentCell):
         self, inputs: Tensor, state: TimeGatedState | None = None, resets: Tensor | None = None
     ) -> tuple[Tensor, TimeGatedState]:
         """The shared contract. The gate depends on time only, so it is computed for all steps
-        at once, as is the input projection; the loop holds only the recurrent part."""
+        at once, as is the input projection; the recurrent part runs as one autograd node
+        (:class:`agents.cells.lstm_sequence.LSTMSequence`, the gate as its ``mix``)."""
         check_inputs(self, inputs, resets)
         batch = inputs.shape[1]
         if state is None:
@@ -105,21 +107,12 @@ class TimeGatedLSTM(RecurrentCell):
         self.gate_openness = gates.expand(steps, batch, self.hidden_size)
         updates = self.is_update(times.detach(), gates.detach()).sum().to(gates.dtype)
         self.update_count = updates / times.shape[1]  # per sequence: averaged over the batch
-        proj = F.linear(inputs, self.weight_ih, self.bias_ih + self.bias_hh)  # [T, B, 4H]
-        zero = (torch.zeros_like(h), torch.zeros_like(c)) if resets is not None else None
-        reset_rows = resets.unbind(0) if resets is not None else [None] * steps
-        w_hh = self.weight_hh.t()
-        outs = []
-        for p_t, k_t, r in zip(proj.unbind(0), gates.unbind(0), reset_rows):
-            if r is not None:
-                h, c = reset_state((h, c), r, zero)
-            i, f, g, o = torch.addmm(p_t, h, w_hh).chunk(4, dim=1)
-            c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-            h_new = torch.sigmoid(o) * torch.tanh(c_new)
-            c = c + k_t * (c_new - c)
-            h = h + k_t * (h_new - h)
-            outs.append(h)
-        return torch.stack(outs), (h, c, (times[-1] + 1).expand(batch).clone())
+        order = ifog_rows(self.hidden_size, inputs.device)
+        proj = F.linear(inputs, self.weight_ih[order], (self.bias_ih + self.bias_hh)[order])  # [T, B, 4H]
+        # The initial state is zeros, so an episode start multiplies the state by 0.
+        keep = None if resets is None else (~resets.bool()).unsqueeze(-1).to(proj.dtype)
+        out, c = LSTMSequence.apply(proj, h, c, self.weight_hh[order], keep, gates, None, None)
+        return out, (out[-1], c, (times[-1] + 1).expand(batch).clone())
 
 
 class PhasedLSTMCell(TimeGatedLSTM):

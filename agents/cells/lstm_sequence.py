@@ -1,0 +1,152 @@
+"""A whole LSTM sequence as one autograd node with a hand-written backward: the engine of the
+LSTM variants that PyTorch's fused kernel cannot run, the KAF-LSTM (flexible gates,
+:mod:`agents.cells.kaf`) and the time-gated g-LSTM / Phased LSTM (:mod:`agents.cells.plstm`).
+
+Against a per-step loop of autograd ops this saves the graph and the engine's work at every
+step, writes every step's values into preallocated ``[T, ...]`` buffers, and computes the
+recurrent weight's gradient with one matmul over all ``T * B`` rows instead of one per step.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+
+def ifog_rows(hidden_size: int, device: torch.device | str | None = None) -> Tensor:
+    """Row index that reorders ``nn.LSTM``'s gate blocks ``(i, f, g, o)`` to ``(i, f, o, g)``,
+    the order :class:`LSTMSequence` uses (the three sigmoid gates side by side)."""
+    H = hidden_size
+    return torch.cat([torch.arange(2 * H), torch.arange(3 * H, 4 * H), torch.arange(2 * H, 3 * H)]).to(device)
+
+
+class GateFunction(Protocol):
+    """A per-unit function ``phi`` inside the gates, ``gate = sigmoid((phi(s) + s) / 2)`` (the KAF
+    flexible gate, :class:`agents.cells.kaf.TabulatedKAF`). Without one the gates are
+    ``sigmoid(s)``."""
+
+    def lookup(self, s: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``(phi(s), phi'(s), where...)``: the values, their slope, and what :meth:`add_grad`
+        needs to know where they were looked up (two tensors)."""
+
+    def add_grad(self, where_a: Tensor, where_b: Tensor, grad: Tensor) -> None:
+        """Accumulate the gradient ``grad`` of ``phi``'s values at ``where`` for its parameters."""
+
+
+class LSTMSequence(torch.autograd.Function):
+    """``(proj, h0, c0, weight_hh, keep, mix, phi, token) -> (out [T, B, H], c_T)``.
+
+    ``proj [T, B, 4H]`` is the input projection with both biases, ``weight_hh [4H, H]`` the
+    recurrent weight, gate blocks in the order ``(i, f, o, g)`` (see :func:`ifog_rows`). Per step::
+
+        i, f, o = sigmoid(s)  or  sigmoid((phi(s) + s) / 2),   s = proj_t + W h   (gate blocks)
+        c~ = f c + i tanh(g),  h~ = o tanh(c~)
+        c_t = c + k_t (c~ - c),  h_t = h + k_t (h~ - h)     (k_t = mix[t]; without mix c~, h~)
+
+    ``keep [T, B, 1]`` (or None) is 0 where an episode starts: the state is multiplied by it
+    before the step (every user's initial state is zeros). ``mix [T, 1 or B, H]`` (or None) is
+    the time gate of a time-gated LSTM; its gradient comes back in its own shape. ``phi`` (or
+    None) is a :class:`GateFunction`; ``token`` a tensor that carries its gradient to its
+    parameters (the node returns a zero gradient for it after ``phi.add_grad``).
+    """
+
+    @staticmethod
+    def forward(ctx, proj: Tensor, h: Tensor, c: Tensor, weight_hh: Tensor, keep: Tensor | None,
+                mix: Tensor | None, phi: GateFunction | None, token: Tensor | None) -> tuple[Tensor, Tensor]:
+        T, B, H = proj.shape[0], h.shape[0], h.shape[1]
+        out = proj.new_empty(T, B, H)
+        # Per step: the state it starts from (after keep), the gates i, f, o and tanh(g), and
+        # tanh(c~). Small per-step tensors rather than [T, ...] buffers: the allocator recycles
+        # them, where fresh large buffers cost a page fault per 4 kB on every call.
+        hs, cs, acts, tanh_cs = [], [], [], []
+        looked_up = []  # with phi: per step (phi'(s), where)
+        w_t = weight_hh.t()
+        for t in range(T):
+            if keep is not None:
+                h, c = h * keep[t], c * keep[t]
+            hs.append(h), cs.append(c)
+            pre = torch.addmm(proj[t], h, w_t)
+            if phi is not None:  # flexible gates: sigmoid((phi(s) + s) / 2)
+                s = pre[:, : 3 * H]
+                value, *slope_where = phi.lookup(s)
+                s.add_(value).mul_(0.5)
+                looked_up.append(slope_where)
+            # tanh(x) = 2 sigmoid(2x) - 1: one sigmoid call for all four blocks (on a CPU torch's
+            # tanh costs about three sigmoids per element).
+            pre[:, 3 * H :].mul_(2.0)
+            act = torch.sigmoid_(pre)
+            i, f, o, g = act.split(H, dim=1)
+            g.mul_(2.0).sub_(1.0)
+            c_new = torch.mul(f, c).addcmul_(i, g)
+            tanh = _tanh(c_new)
+            acts.append(act), tanh_cs.append(tanh)
+            if mix is None:
+                h, c = torch.mul(o, tanh, out=out[t]), c_new
+            else:  # h_t = h + k (h~ - h), c_t = c + k (c~ - c)
+                k = mix[t]
+                h = torch.addcmul(h, k, torch.mul(o, tanh).sub_(h), out=out[t])
+                c = torch.addcmul(c, k, c_new.sub_(c))
+        ctx.steps = (hs, cs, acts, tanh_cs, looked_up)
+        # hs holds views of out: saving out makes an in-place change of it an error in backward.
+        ctx.save_for_backward(weight_hh, keep, mix, out)
+        ctx.phi = phi
+        return out, c
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out: Tensor, grad_c: Tensor) -> tuple[Tensor | None, ...]:
+        weight_hh, keep, mix, _ = ctx.saved_tensors
+        hs, cs, acts, tanh_cs, looked_up = ctx.steps
+        phi = ctx.phi if ctx.needs_input_grad[7] else None  # phi's own gradient wanted
+        T, B, H = grad_out.shape
+        grad_pre = grad_out.new_empty(T, B, 4 * H)
+        if mix is not None:  # d loss / d k_t = grad h_t (h~ - h) + grad c_t (c~ - c)
+            grad_mix, shut = grad_out.new_empty(T, B, H), 1.0 - mix
+        one = torch.ones_like(grad_out[0])
+        grad_h = torch.zeros_like(one)
+        for t in reversed(range(T)):
+            grad_h = grad_h + grad_out[t]
+            i, f, o, g = acts[t].split(H, dim=1)
+            tanh_c, c = tanh_cs[t], cs[t]
+            if mix is not None:
+                k = mix[t]
+                torch.mul(grad_h, torch.mul(o, tanh_c).sub_(hs[t]), out=grad_mix[t])
+                grad_mix[t].addcmul_(grad_c, torch.mul(f, c).addcmul_(i, g).sub_(c))
+                skip_h, skip_c = grad_h * shut[t], grad_c * shut[t]
+                grad_h, grad_c = grad_h * k, grad_c * k
+            # d loss / d c~ in total: from the next step's c and through h~ = o tanh(c~).
+            grad_c = torch.addcmul(grad_c, grad_h * o, torch.addcmul(one, tanh_c, tanh_c, value=-1.0))
+            grad_gate = grad_pre[t, :, : 3 * H] if not looked_up else grad_out.new_empty(B, 3 * H)
+            torch.mul(grad_c, g, out=grad_gate[:, :H])  # i
+            torch.mul(grad_c, c, out=grad_gate[:, H : 2 * H])  # f
+            torch.mul(grad_h, tanh_c, out=grad_gate[:, 2 * H :])  # o
+            gates = acts[t][:, : 3 * H]
+            grad_gate.mul_(torch.addcmul(gates, gates, gates, value=-1.0))  # sigmoid' = s - s^2
+            if looked_up:  # gate = sigmoid((phi(s) + s) / 2): d/d phi = sigmoid' / 2, d/ds = sigmoid' (1 + phi') / 2
+                slope, *where = looked_up[t]
+                grad_gate.mul_(0.5)
+                torch.addcmul(grad_gate, grad_gate, slope, out=grad_pre[t, :, : 3 * H])
+                if phi is not None:
+                    phi.add_grad(*where, grad_gate)
+            torch.mul(grad_c * i, torch.addcmul(one, g, g, value=-1.0), out=grad_pre[t, :, 3 * H :])
+            grad_c = grad_c * f
+            grad_h = grad_pre[t] @ weight_hh
+            if mix is not None:
+                grad_h, grad_c = grad_h + skip_h, grad_c + skip_c
+            if keep is not None:
+                grad_h, grad_c = grad_h * keep[t], grad_c * keep[t]
+        grad_weight = None
+        if ctx.needs_input_grad[3]:
+            grad_weight = grad_pre.view(T * B, 4 * H).t() @ torch.stack(hs).view(T * B, H)
+        if mix is not None and mix.shape[1] != B:
+            grad_mix = grad_mix.sum(1, keepdim=True)
+        grad_token = None if phi is None else grad_out.new_zeros(())
+        return grad_pre, grad_h, grad_c, grad_weight, None, None if mix is None else grad_mix, None, grad_token
+
+
+def _tanh(x: Tensor) -> Tensor:
+    """``tanh(x)`` as ``2 sigmoid(2x) - 1`` (see the note in the forward)."""
+    return torch.sigmoid_(x * 2.0).mul_(2.0).sub_(1.0)
