@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from agents.cells import make_cell
+from agents.cells import nru
 from agents.cells.nru import NRUCell
 
 
@@ -133,9 +134,12 @@ def _run(fn, cell: NRUCell, inputs: torch.Tensor, state: tuple, resets: torch.Te
 
 
 @pytest.mark.parametrize("use_relu", [False, True])
-def test_sequence_node_equals_autograd_loop(use_relu: bool) -> None:
+@pytest.mark.parametrize("chunk_columns", [2048, 6])  # 6 columns at B=3: chunks of 2 steps, one of 1
+def test_sequence_node_equals_autograd_loop(use_relu: bool, chunk_columns: int, monkeypatch) -> None:
     """Float64: the one-node sequence and the per-step autograd loop agree to 1e-10 in outputs,
-    final state and all gradients, from a non-zero state, with resets at step 0 and back to back."""
+    final state and all gradients, from a non-zero state, with resets at step 0 and back to back
+    (the back-to-back pair straddles a chunk boundary when chunks are 2 steps)."""
+    monkeypatch.setattr(nru, "_CHUNK_COLUMNS", chunk_columns)
     torch.manual_seed(3)
     cell = make_cell("nru", 3, 5, memory_size=16, num_heads=4, use_relu=use_relu).double()
     inputs = torch.randn(7, 3, 3, dtype=torch.float64, requires_grad=True)

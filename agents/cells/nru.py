@@ -27,156 +27,231 @@ def l5_norm(v: Tensor) -> Tensor:
     return total.clamp_min(torch.finfo(v.dtype).tiny).pow(0.2)
 
 
-def _directions(heads: Tensor, k: int, r: int, use_relu: bool) -> tuple[Tensor, ...]:
-    """The memory increment's factors from the heads' pre-activations ``heads [L, 2k + 4r]``
-    (``[alpha | beta | p_w | q_w | p_e | q_e]``), for any number of rows ``L``, without ever
-    forming the ``[L, 2k, m]`` directions.
+def _head_matrices(k: int, r: int, groups: int, like: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Constant matrices that turn the per-head sums and expansions of the memory update into
+    small matmuls on feature-major ``[rows, batch]`` tensors (see :func:`_memory_terms`).
 
-    Head ``j``'s direction is rows ``j*rho .. (j+1)*rho - 1`` (``rho = m / r = r / k``) of the
-    outer product ``p q^T``, i.e. ``P_j q^T`` with ``P_j`` a slice of ``p``. So its L5 norm
-    factorises, ``||P_j q^T||_5^5 = ||P_j||_5^5 ||q||_5^5``, and the increment of a write (or
-    erase) unit is ``sum_j c_j P_j q^T = (sum_j c_j P_j) q^T``, with the per-head scalar
-    ``c_j = +-strength_j / (k ||V_j||_5)`` (sign, mean and normalisation folded in). With
-    ``use_relu``, ``relu(p q^T) = p+ q+^T + p- q-^T`` (``p+ = relu(p)``, ``p- = relu(-p)``: the
-    two terms have disjoint supports), so each unit becomes ``G = 2`` such rank-one groups whose
-    fifth powers add. Needs ``k`` to divide ``r``.
+    ``groups`` is the number ``2G`` of rank-one groups ``(p_g, q_g)`` (``g = sign * 2 + unit``,
+    unit 0 write, 1 erase; ``G = 2`` signs with ``use_relu``, else 1). With ``rho = r / k``:
 
-    Returns ``(strengths [L, 2, k], factors [L, 2, G, 2, r], sp [L, 2, G, k], sq [L, 2, G, 1],
-    norm [L, 2, k], c [L, 2, k], pc [L, 2G, rho], q [L, 2G, r])``: ``factors[:, u, g]`` holds
-    ``(p, q)`` of unit u (write, erase) and group g; ``sp``, ``sq`` the fifth-power sums of the
-    ``P_j`` and of ``q``; ``norm`` the clamped L5 norms; the increment is ``pc^T q``.
+    * ``sums [2Gk*2, 2Gr*2]``: ``sum_a |p_g[j rho + a]|^5`` for every (g, head j), then
+      ``sum_l |q_g[l]|^5`` repeated for every head;
+    * ``expand [2Gr, 2k]``: copies the per-head scalar ``c[unit(g), j]`` onto ``p_g``'s rows of head j;
+    * ``to_p [2Gm, 2Gr]``: ``(a, l) <- sum_j x_g[j rho + a]`` (the scaled ``p`` summed over heads,
+      repeated along ``l``); ``to_q [2Gm, 2Gr]``: ``(a, l) <- +-q_g[l] / k`` (repeated along ``a``;
+      the write/erase sign and the mean over heads folded in).
     """
-    rows, rho = heads.shape[0], r // k
-    strengths = heads[:, : 2 * k].view(rows, 2, k)
-    factors = heads[:, 2 * k :].view(rows, 2, 1, 2, r)
+    rho = r // k
+    kw = dict(dtype=like.dtype, device=like.device)
+    eye = lambda n: torch.eye(n, **kw)  # noqa: E731
+    ones = lambda *shape: torch.ones(*shape, **kw)  # noqa: E731
+    head_rows = torch.kron(eye(k), ones(1, rho))  # [k, r]: head j <- rows j*rho .. (j+1)*rho - 1
+    sums = torch.block_diag(torch.kron(eye(groups), head_rows), torch.kron(eye(groups), ones(k, r)))
+    expand = torch.kron(eye(2).repeat(groups // 2, 1), torch.kron(eye(k), ones(rho, 1)))
+    to_p = torch.kron(eye(groups), torch.kron(ones(1, k), torch.kron(eye(rho), ones(r, 1))))
+    signs = torch.tensor([1.0 / k, -1.0 / k], **kw).repeat(groups // 2)
+    to_q = torch.kron(torch.diag(signs), torch.kron(ones(rho, 1), eye(r)))
+    return sums, expand, to_p, to_q
+
+
+def _memory_terms(heads: Tensor, k: int, r: int, use_relu: bool, matrices: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+    """The memory increment's factors from the heads' pre-activations, without ever forming the
+    ``[2k, m]`` directions, for feature-major ``heads [..., 2k + 4r, N]`` (rows
+    ``[alpha | beta | p_w | p_e | q_w | q_e]``, one column per sample and step).
+
+    Head j's direction is rows ``j*rho .. (j+1)*rho - 1`` (``rho = m / r = r / k``) of the outer
+    product ``p q^T``, i.e. ``P_j q^T`` with ``P_j`` a slice of ``p``. So its L5 norm factorises,
+    ``||P_j q^T||_5^5 = ||P_j||_5^5 ||q||_5^5``, and a unit's increment is
+    ``sum_j c_j P_j q^T = (sum_j c_j P_j) q^T`` with ``c_j = strength_j / ||V_j||_5``. With
+    ``use_relu``, ``relu(p q^T) = p+ q+^T + p- q-^T`` (``x+ = relu(x)``, ``x- = relu(-x)``; the
+    two terms have disjoint supports, so their fifth powers add): two rank-one groups per unit.
+
+    Any leading dimensions are kept. Returns ``(strengths [2k, N], factors [2 * 2Gr, N], sums,
+    norm [2k, N], c, c_rows [2Gr, N], p_part [2Gm, N], q_part [2Gm, N])``: ``factors`` are the groups' ``p`` rows then ``q`` rows,
+    ``sums`` the fifth-power sums (:func:`_head_matrices`), ``norm`` the clamped L5 norms,
+    ``c_rows`` ``c`` on the rows of ``p``; the increment is ``sum_g (p_part * q_part)[g]``.
+    """
+    sums_matrix, expand, to_p, to_q = matrices
+    strengths, x = heads.split([2 * k, 4 * r], dim=-2)
     if use_relu:
         strengths = strengths.clamp_min(0.0)
-        positive = factors.clamp_min(0.0)
-        factors = torch.cat([positive, positive - factors], dim=2)  # relu(x), relu(-x)
-    groups = factors.shape[2]
-    fifth = factors.abs().pow_(5)
-    sp = fifth[:, :, :, 0].unflatten(-1, (k, rho)).sum(-1)
-    sq = fifth[:, :, :, 1].sum(-1, keepdim=True)
-    total = sp * sq
-    total = total.sum(2) if groups > 1 else total.squeeze(2)
+        x = x.unflatten(-2, (2, 2 * r))
+        positive = x.clamp_min(0.0)
+        factors = torch.stack([positive, positive - x], dim=-3).flatten(-4, -2)  # x+, x-
+        fifth = factors * factors
+        fifth.mul_(fifth).mul_(factors)
+    else:
+        factors = x
+        fifth = factors * factors
+        fifth.mul_(fifth).mul_(factors.abs())
+    sums = sums_matrix @ fifth
+    total = _total(sums, k, use_relu)
     # The reference's clamps: l5_norm's floor (tiny) on the fifth-power sum, then 1e-12 on the norm.
     norm = total.clamp_min_(torch.finfo(heads.dtype).tiny).pow_(0.2).clamp_min_(1e-12)
-    c = (strengths * _unit_signs(heads, k)).div_(norm)
-    p = factors[:, :, :, 0].unflatten(-1, (k, rho))
-    pc = (p * c[:, :, None, :, None]).sum(3)
-    return strengths, factors, sp, sq, norm, c, pc.view(rows, 2 * groups, rho), factors[:, :, :, 1].reshape(rows, 2 * groups, r)
+    c = strengths / norm
+    c_rows = expand @ c
+    p, q = factors.chunk(2, dim=-2)
+    return strengths, factors, sums, norm, c, c_rows, to_p @ (p * c_rows), to_q @ q
 
 
-def _unit_signs(like: Tensor, k: int) -> Tensor:
-    """``[[1/k], [-1/k]]``: the mean over k heads and the write (+) / erase (-) signs."""
-    return torch.tensor([[1.0 / k], [-1.0 / k]], dtype=like.dtype, device=like.device)
+def _total(sums: Tensor, k: int, use_relu: bool) -> Tensor:
+    """Each head's fifth-power sum ``||V_j||_5^5 [..., 2k, N]`` from :func:`_memory_terms`'s ``sums``."""
+    sp, sq = sums.chunk(2, dim=-2)
+    total = sp * sq
+    return total.unflatten(-2, (2, 2 * k)).sum(-3) if use_relu else total
+
+
+# Steps are processed in chunks of about this many columns (steps * batch): the batched work of
+# a chunk (input projection, head algebra for backward, weight-gradient products) stays large
+# enough for efficient kernels while its buffers stay small and are reused, instead of fresh
+# [T, features, B] buffers whose page faults cost more than the arithmetic on long sequences.
+_CHUNK_COLUMNS = 2048
+
+
+def _chunks(steps: int, batch: int) -> list[tuple[int, int]]:
+    """``[(t0, t1), ...]`` covering ``range(steps)`` in order."""
+    size = max(1, _CHUNK_COLUMNS // batch)
+    return [(t0, min(t0 + size, steps)) for t0 in range(0, steps, size)]
 
 
 class _NRUSequence(torch.autograd.Function):
     """A whole NRU sequence as one autograd node:
-    ``(pre_x, h0, m0, w_rec, w_u, b_u) -> (out [T, B, n_h], m_T)``.
+    ``(inputs, h0, m0, w_x, b_h, w_rec, w_u, b_u) -> (out [T, B, n_h], m_T [B, m])``.
 
-    ``pre_x [T, B, n_h]`` is the input part of the hidden pre-activation (``W_hx x_t + b_h``),
-    ``w_rec [n_h, n_h + m]`` the rest of ``W_h``, ``w_u``/``b_u`` the stacked heads
-    ``[alpha | beta | write | erase]``; ``keep [T, B, 1]`` (or None) is 0 where an episode starts
-    (the state, zeros at a start, is multiplied by it before that step). The forward keeps per
-    step only the matmul inputs and the heads' pre-activations; backward recomputes the rest of
-    the head algebra for all steps at once, runs the time loop in reverse by hand, and forms the
-    weight gradients with one matmul each over all ``T * B`` rows.
+    ``W_h = [w_x | w_rec]`` (``w_rec`` acting on ``[h; m]``); ``w_u``/``b_u`` stack the heads
+    with rows ``[alpha | beta | p_w | p_e | q_w | q_e]`` and columns acting on ``[m; h]``;
+    ``keep [T, 1, B]`` (or None) is 0 where an episode starts (the state, zeros there, is
+    multiplied by it before that step).
+
+    Everything runs feature-major (``[features, B]``) so that every small per-sample operation is
+    a contiguous operation over the batch. The states live in one buffer ``z`` of rows
+    ``h_{-1}, m_{-1}, h_0, m_0, ...``: step t reads ``[h_{t-1}; m_{t-1}]`` and feeds the heads
+    ``[m_{t-1}; h_t]``, both windows of ``z``, so nothing is copied per step. The forward keeps
+    ``z`` and the heads' pre-activations; backward runs the time loop in reverse by hand, chunk
+    by chunk (:data:`_CHUNK_COLUMNS`), recomputing the head algebra of a chunk's steps at once
+    and adding the chunk's weight gradients with one matmul each.
     """
 
     @staticmethod
-    def forward(ctx, pre_x: Tensor, h0: Tensor, m0: Tensor, w_rec: Tensor, w_u: Tensor, b_u: Tensor,
-                keep: Tensor | None, k: int, use_relu: bool) -> tuple[Tensor, Tensor]:
-        (T, B, n_h), m, width = pre_x.shape, m0.shape[1], w_u.shape[0]
-        r = (width - 2 * k) // 4
-        rho = r // k
-        # xs[t] = [h_{t-1}; m_{t-1}] as step t reads it (after a reset), us[t] = [h_t; m_{t-1}].
-        xs = pre_x.new_empty(T + 1, B, n_h + m)
-        us = pre_x.new_empty(T, B, n_h + m)
-        heads = pre_x.new_empty(T, B, width)
-        xs[0, :, :n_h], xs[0, :, n_h:] = h0, m0
-        w_rec_t, w_u_t = w_rec.t(), w_u.t()
-        for t in range(T):
-            x, u = xs[t], us[t]
-            if keep is not None:
-                x.mul_(keep[t])
-            h = torch.addmm(pre_x[t], x, w_rec_t, out=u[:, :n_h]).clamp_min_(0.0)
-            u[:, n_h:] = x[:, n_h:]
-            pc, q = _directions(torch.addmm(b_u, u, w_u_t, out=heads[t]), k, r, use_relu)[-2:]
-            nxt = xs[t + 1]
-            torch.baddbmm(x[:, n_h:].view(B, rho, r), pc.transpose(1, 2), q, out=nxt[:, n_h:].view(B, rho, r))
-            nxt[:, :n_h] = h
-        ctx.save_for_backward(w_rec, w_u, xs, us, heads, keep)
-        ctx.k, ctx.use_relu = k, use_relu
-        return us[:, :, :n_h].contiguous(), xs[T, :, n_h:].clone()
+    def forward(ctx, inputs: Tensor, h0: Tensor, m0: Tensor, w_x: Tensor, b_h: Tensor, w_rec: Tensor,
+                w_u: Tensor, b_u: Tensor, keep: Tensor | None, k: int, use_relu: bool) -> tuple[Tensor, Tensor]:
+        (T, B, _), n_h, m, width = inputs.shape, h0.shape[1], m0.shape[1], w_u.shape[0]
+        r, size, groups = (width - 2 * k) // 4, n_h + m, 4 if use_relu else 2
+        matrices = _head_matrices(k, r, groups, w_u)
+        z = inputs.new_empty((T + 1) * size, B)
+        states = z.view(T + 1, size, B)
+        states[0, :n_h], states[0, n_h:] = h0.t(), m0.t()
+        heads = inputs.new_empty(T, width, B)
+        out = inputs.new_empty(T, B, n_h)
+        bias = b_u.unsqueeze(1)
+        for t0, t1 in _chunks(T, B):
+            pre_x = torch.matmul(w_x, inputs[t0:t1].transpose(1, 2)).add_(b_h.unsqueeze(1))  # [t1 - t0, n_h, B]
+            for t in range(t0, t1):
+                at = t * size  # z[at : at + size] = [h_{t-1}; m_{t-1}], the state step t reads
+                h = z[at + size : at + size + n_h]
+                if keep is None:
+                    torch.addmm(pre_x[t - t0], w_rec, z[at : at + size], out=h)
+                else:  # h_{t-1} is also step t-1's output: zero its effect, not its rows
+                    z[at + n_h : at + size].mul_(keep[t])
+                    torch.addcmul(pre_x[t - t0], keep[t], w_rec @ z[at : at + size], out=h)
+                h.clamp_min_(0.0)
+                u = torch.addmm(bias, w_u, z[at + n_h : at + n_h + size], out=heads[t])
+                p_part, q_part = _memory_terms(u, k, r, use_relu, matrices)[-2:]
+                increment = p_part.mul_(q_part).view(groups, m, B).sum(0)
+                torch.add(z[at + n_h : at + size], increment, out=z[at + size + n_h : at + 2 * size])
+            out[t0:t1] = states[t0 + 1 : t1 + 1, :n_h].transpose(1, 2)
+        ctx.save_for_backward(inputs, w_x, w_rec, w_u, z, heads, keep)
+        ctx.k, ctx.use_relu, ctx.matrices = k, use_relu, matrices
+        return out, states[T, n_h:].t().contiguous()
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out: Tensor, grad_m: Tensor) -> tuple[Tensor | None, ...]:
-        w_rec, w_u, xs, us, heads, keep = ctx.saved_tensors
-        k, use_relu = ctx.k, ctx.use_relu
+        inputs, w_x, w_rec, w_u, z, heads, keep = ctx.saved_tensors
+        k, use_relu, matrices = ctx.k, ctx.use_relu, ctx.matrices
+        sums_matrix, expand, to_p, to_q = matrices
         (T, B, n_h), m, width = grad_out.shape, grad_m.shape[1], w_u.shape[0]
-        r = (width - 2 * k) // 4
-        rho, tiny = r // k, torch.finfo(heads.dtype).tiny
-        # The head algebra of every step at once (rows t * B + b), and its local derivatives.
-        strengths, factors, sp, sq, norm, c, pc, q = _directions(heads.view(T * B, width), k, r, use_relu)
-        groups = factors.shape[2]
-        total = (sp * sq).sum(2)
-        clamped = total.clamp_min(tiny)
-        unclamped_norm = clamped.pow(0.2)
-        # d c / d total through norm = max(clamp(total, tiny)^0.2, 1e-12), zero where a clamp holds.
-        live = (total >= tiny) & (unclamped_norm >= 1e-12)
-        c_total = torch.where(live, -0.2 * c / norm * unclamped_norm / clamped, 0.0)  # where: inf * 0 is nan
-        c_strength = _unit_signs(heads, k) / norm  # d c / d strength
-        if use_relu:
-            c_strength = c_strength * (strengths > 0)
-        fifth_slope = factors * factors.abs().pow(3) * 5.0  # d |x|^5 / dx
-        p = factors[:, :, :, 0].unflatten(-1, (k, rho))
-        per_step = [x.view(T, B, *x.shape[1:]).unbind(0) for x in (
-            sp, sq, c, pc, q, c_total, c_strength, p, fifth_slope[:, :, :, 0].unflatten(-1, (k, rho)),
-            fifth_slope[:, :, :, 1])]
-        if use_relu:  # back from (relu(x), relu(-x)) to x
-            x = heads[..., 2 * k :].reshape(T * B, 2, 1, 2, r)
-            signed = torch.cat([(x > 0).to(x.dtype), -(x < 0).to(x.dtype)], dim=2)
-            per_step.append(signed.view(T, B, 2, 2, 2, r).unbind(0))
-        h_active = (us[:, :, :n_h] > 0).to(grad_out.dtype)
+        r, size, groups = (width - 2 * k) // 4, n_h + m, 4 if use_relu else 2
+        tiny, half = torch.finfo(z.dtype).tiny, groups * r
+        states = z.view(T + 1, size, B)
+        need = ctx.needs_input_grad
+        grad_inputs = torch.empty_like(inputs) if need[0] else None
+        grad_w_x, grad_b_h = torch.zeros_like(w_x), w_x.new_zeros(n_h)
+        grad_w_rec, grad_w_u, grad_b_u = torch.zeros_like(w_rec), torch.zeros_like(w_u), w_u.new_zeros(width)
+        w_u_t, w_rec_t = w_u.t(), w_rec.t()
+        # dL/d[h; m] of the state the next chunk (in time) started from, with all its terms but
+        # the output's: here the final state's.
+        carry = torch.cat([z.new_zeros(n_h, B), grad_m.t()])
+        for t0, t1 in reversed(_chunks(T, B)):
+            n = t1 - t0
+            # The head algebra of the chunk's steps at once ([n, rows, B]), and its local derivatives.
+            strengths, factors, sums, norm, c, c_rows, p_part, q_part = _memory_terms(heads[t0:t1], k, r, use_relu, matrices)
+            total = _total(sums, k, use_relu)
+            clamped = total.clamp_min(tiny)
+            unclamped = clamped.pow(0.2)
+            live = (total >= tiny) & (unclamped >= 1e-12)  # d norm / d total is 0 where a clamp holds
+            c_total = torch.where(live, -0.2 * c / norm * unclamped / clamped, 0.0)  # where: inf * 0 is nan
+            c_strength = 1.0 / norm if not use_relu else (strengths > 0) / norm
+            swapped = torch.cat(sums.chunk(2, dim=1)[::-1], dim=1)  # d total / d sums
+            slope = factors.abs().pow(3).mul_(factors).mul_(5.0)  # d |x|^5 / dx
+            saved = [factors[:, :half], c_rows, p_part, q_part, c_total, c_strength, swapped, slope]
+            if use_relu:  # back from (x+, x-) to x
+                x = heads[t0:t1, 2 * k :].unflatten(1, (2, 1, 2 * r))
+                saved.append(torch.cat([(x > 0).to(x.dtype), -(x < 0).to(x.dtype)], dim=2))
+            per_step = [s.unbind(0) for s in saved]
+            h_active = states[t0 + 1 : t1 + 1, :n_h] > 0
 
-        grad_heads = torch.empty_like(heads)
-        grad_pre = torch.empty_like(grad_out)
-        grad = torch.cat([torch.zeros_like(grad_out[0]), grad_m], dim=1)  # [dL/dh; dL/dm] of the state
-        grad_h, grad_mem = grad[:, :n_h], grad[:, n_h:]
-        for t in reversed(range(T)):
-            sp_t, sq_t, c_t, pc_t, q_t, c_total_t, c_strength_t, p_t, slope_p, slope_q = (x[t] for x in per_step[:10])
-            grad_h += grad_out[t]
-            g_mem = grad_mem.view(B, rho, r)
-            g_pc = torch.bmm(q_t, g_mem.transpose(1, 2)).view(B, 2, groups, 1, rho)
-            g_c = (p_t * g_pc).sum((2, 4))
-            g_total = (g_c * c_total_t).unsqueeze(2)
-            g_heads = grad_heads[t]
-            torch.mul(g_c, c_strength_t, out=g_heads[:, : 2 * k].view(B, 2, k))
-            g_factors = g_heads[:, 2 * k :].view(B, 2, 1, 2, r) if not use_relu else factors.new_empty(B, 2, 2, 2, r)
-            torch.addcmul(c_t[:, :, None, :, None] * g_pc, (g_total * sq_t).unsqueeze(-1), slope_p,
-                          out=g_factors[:, :, :, 0].unflatten(-1, (k, rho)))
-            torch.addcmul(torch.bmm(pc_t, g_mem).view(B, 2, groups, r), (g_total * sp_t).sum(-1, keepdim=True),
-                          slope_q, out=g_factors[:, :, :, 1])
-            if use_relu:
-                torch.sum(g_factors * per_step[10][t], dim=2, out=g_heads[:, 2 * k :].view(B, 2, 2, r))
-            grad.addmm_(g_heads, w_u)
-            torch.mul(grad_h, h_active[t], out=grad_pre[t])
-            grad_h.zero_()
-            grad.addmm_(grad_pre[t], w_rec)
+            # dL/dz for the chunk's states h_{t0-1}, m_{t0-1}, ..., h_{t1-1}, m_{t1-1}.
+            grad_z = z.new_empty((n + 1) * size, B)
+            grad_states = grad_z.view(n + 1, size, B)
+            grad_states[0, :n_h] = 0.0
+            grad_states[1:, :n_h] = grad_out[t0:t1].transpose(1, 2)
+            grad_states[n, :n_h] += carry[:n_h]
+            grad_states[n, n_h:] = carry[n_h:]
+            grad_heads = z.new_empty(n, width, B)
+            grad_pre = z.new_empty(n, n_h, B)
+            for i in reversed(range(n)):
+                p_t, c_rows_t, p_part_t, q_part_t, c_total_t, c_strength_t, swapped_t, slope_t = (s[i] for s in per_step[:8])
+                at = i * size
+                grad_mem = grad_z[at + size + n_h : at + 2 * size]  # dL/dm_t, complete
+                g_heads = grad_heads[i]
+                g_factors = g_heads[2 * k :] if not use_relu else z.new_empty(2 * half, B)
+                # increment = sum_g p_part_g * q_part_g
+                g_p_part = (grad_mem * q_part_t.view(groups, m, B)).view(groups * m, B)
+                g_q_part = (grad_mem * p_part_t.view(groups, m, B)).view(groups * m, B)
+                torch.mm(to_q.t(), g_q_part, out=g_factors[half:])
+                g_scaled = to_p.t() @ g_p_part  # scaled = p * c_rows
+                torch.mul(g_scaled, c_rows_t, out=g_factors[:half])
+                g_c = expand.t() @ g_scaled.mul_(p_t)
+                torch.mul(g_c, c_strength_t, out=g_heads[: 2 * k])
+                g_sums = swapped_t.view(2, -1, 2 * k, B) * g_c.mul_(c_total_t)
+                g_factors.addcmul_(sums_matrix.t() @ g_sums.view(-1, B), slope_t)
+                if use_relu:
+                    torch.sum(g_factors.view(2, 2, 2 * r, B) * per_step[8][i], dim=1,
+                              out=g_heads[2 * k :].view(2, 2 * r, B))
+                grad_z[at + n_h : at + size] = grad_mem  # m_t = m_{t-1} + increment
+                grad_z[at + n_h : at + n_h + size].addmm_(w_u_t, g_heads)
+                g_pre = torch.mul(grad_z[at + size : at + size + n_h], h_active[i], out=grad_pre[i])
+                if keep is not None:
+                    grad_z[at + n_h : at + size].mul_(keep[t0 + i])
+                    g_pre = g_pre * keep[t0 + i]
+                grad_z[at : at + size].addmm_(w_rec_t, g_pre)
+            carry = grad_states[0].clone()
+
+            # The chunk's share of the weight gradients: one product over its n * B columns each.
+            if grad_inputs is not None:
+                grad_inputs[t0:t1] = grad_pre.transpose(1, 2) @ w_x
+            columns = grad_pre.transpose(0, 1).reshape(n_h, n * B)
+            grad_w_x.addmm_(columns, inputs[t0:t1].reshape(n * B, -1))
+            grad_b_h += columns.sum(1)
             if keep is not None:
-                grad.mul_(keep[t])
-
-        grad_w_rec = grad_w_u = grad_b_u = None
-        if ctx.needs_input_grad[3]:
-            grad_w_rec = grad_pre.view(T * B, n_h).t() @ xs[:T].view(T * B, n_h + m)
-        if ctx.needs_input_grad[4]:
-            grad_w_u = grad_heads.view(T * B, width).t() @ us.view(T * B, n_h + m)
-        if ctx.needs_input_grad[5]:
-            grad_b_u = grad_heads.view(T * B, width).sum(0)
-        return grad_pre, grad_h.clone(), grad_mem.clone(), grad_w_rec, grad_w_u, grad_b_u, None, None, None
+                columns = columns * keep[t0:t1].view(1, n * B)
+            grad_w_rec.addmm_(columns, states[t0:t1].transpose(0, 1).reshape(size, n * B).t())
+            fed = z[t0 * size + n_h : t1 * size + n_h].view(n, size, B)
+            grad_w_u.addmm_(grad_heads.transpose(0, 1).reshape(width, n * B), fed.transpose(0, 1).reshape(size, n * B).t())
+            grad_b_u += grad_heads.sum((0, 2))
+        return (grad_inputs, carry[:n_h].t(), carry[n_h:].t(), grad_w_x, grad_b_h, grad_w_rec, grad_w_u, grad_b_u,
+                None, None, None)
 
 
 class NRUCell(RecurrentCell):
@@ -295,10 +370,16 @@ class NRUCell(RecurrentCell):
         if inputs.shape[0] == 0:
             return inputs.new_empty(0, inputs.shape[1], self.hidden_size), (h, mem)
         w_x, b_h, w_rec, w_u, b_u = self._fused_weights()
-        pre_x = F.linear(inputs, w_x, b_h)
+        # The node's head layout: rows [alpha | beta | p_w | p_e | q_w | q_e], columns on [m; h].
+        n_h, k, r = self.hidden_size, self.num_heads, self.root
+        rows = [2 * k, r, r, r, r]
+        s, p_w, q_w, p_e, q_e = w_u.split(rows)
+        w_u = torch.cat([s, p_w, p_e, q_w, q_e]).roll(-n_h, dims=1)
+        s, p_w, q_w, p_e, q_e = b_u.split(rows)
+        b_u = torch.cat([s, p_w, p_e, q_w, q_e])
         # The initial state is zeros, so an episode start multiplies the state by 0.
-        keep = None if resets is None else (~resets.bool()).unsqueeze(-1).to(pre_x.dtype)
-        out, mem = _NRUSequence.apply(pre_x, h, mem, w_rec, w_u, b_u, keep, self.num_heads, self.use_relu)
+        keep = None if resets is None else (~resets.bool()).unsqueeze(1).to(inputs.dtype)
+        out, mem = _NRUSequence.apply(inputs, h, mem, w_x, b_h, w_rec, w_u, b_u, keep, k, self.use_relu)
         return out, (out[-1], mem)
 
     def loop(
