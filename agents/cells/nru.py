@@ -114,74 +114,71 @@ def _chunks(steps: int, batch: int) -> list[tuple[int, int]]:
     return [(t0, min(t0 + size, steps)) for t0 in range(0, steps, size)]
 
 
+def _relu_backward(grad: Tensor, result: Tensor, out: Tensor) -> Tensor:
+    """``grad * (result > 0)`` into ``out``: ReLU's own backward kernel, one pass (a bool mask
+    and a multiplication cost several times more per step)."""
+    return torch.ops.aten.threshold_backward.grad_input(grad, result, 0.0, grad_input=out)
+
+
 class _NRUSequence(torch.autograd.Function):
     """A whole NRU sequence as one autograd node:
-    ``(inputs, h0, m0, w_x, b_h, w_rec, w_u, b_u) -> (out [T, B, n_h], m_T [B, m])``.
+    ``(inputs, h0, m0, w_x, b_h, w_hh, w_hm, w_uh, w_um, b_u) -> (out [T, B, n_h], m_T [B, m])``.
 
-    ``W_h = [w_x | w_rec]`` (``w_rec`` acting on ``[h; m]``); ``w_u``/``b_u`` stack the heads
-    with rows ``[alpha | beta | p_w | p_e | q_w | q_e]`` and columns acting on ``[m; h]``;
-    ``keep [T, 1, B]`` (or None) is 0 where an episode starts (the state, zeros there, is
-    multiplied by it before that step).
+    ``W_h = [w_x | w_hh | w_hm]`` (acting on x, h and m) with bias ``b_h``,
+    ``[w_uh | w_um]``/``b_u`` the stacked heads with rows ``[alpha | beta | p_w | p_e | q_w | q_e]``;
+    ``keep [T, B]`` (or None) is 0 where an episode starts (the state, zeros there, is multiplied
+    by it before that step).
 
-    Everything runs feature-major (``[features, B]``) so that every small per-sample operation is
-    a contiguous operation over the batch. The states live in one buffer ``z`` of rows
-    ``h_{-1}, m_{-1}, h_0, m_0, ...``: step t reads ``[h_{t-1}; m_{t-1}]`` and feeds the heads
-    ``[m_{t-1}; h_t]``, both windows of ``z``, so nothing is copied per step. The forward keeps
-    ``z`` and the heads' pre-activations; backward runs the time loop in reverse by hand, chunk
-    by chunk (:data:`_CHUNK_COLUMNS`), recomputing the head algebra of a chunk's steps at once
-    and adding the chunk's weight gradients with one matmul each.
+    ``h`` runs batch-major (``[B, n_h]``, written straight into the output) and the memory
+    feature-major (``[m, B]``), so that every small per-sample operation of the memory update is
+    a contiguous operation over the batch; matmuls take either layout at no cost. The forward
+    keeps the outputs, the memories and the heads' pre-activations; backward runs the time loop
+    in reverse by hand, chunk by chunk (:data:`_CHUNK_COLUMNS`), recomputing the head algebra of
+    a chunk's steps at once and adding the chunk's weight gradients with one matmul each.
     """
 
     @staticmethod
-    def forward(ctx, inputs: Tensor, h0: Tensor, m0: Tensor, w_x: Tensor, b_h: Tensor, w_rec: Tensor,
-                w_u: Tensor, b_u: Tensor, keep: Tensor | None, k: int, use_relu: bool) -> tuple[Tensor, Tensor]:
-        (T, B, _), n_h, m, width = inputs.shape, h0.shape[1], m0.shape[1], w_u.shape[0]
-        r, size, groups = (width - 2 * k) // 4, n_h + m, 4 if use_relu else 2
-        matrices = _head_matrices(k, r, groups, w_u)
-        z = inputs.new_empty((T + 1) * size, B)
-        states = z.view(T + 1, size, B)
-        states[0, :n_h], states[0, n_h:] = h0.t(), m0.t()
+    def forward(ctx, inputs: Tensor, h0: Tensor, m0: Tensor, w_x: Tensor, b_h: Tensor, w_hh: Tensor, w_hm: Tensor,
+                w_uh: Tensor, w_um: Tensor, b_u: Tensor, keep: Tensor | None, k: int, use_relu: bool
+                ) -> tuple[Tensor, Tensor]:
+        (T, B, _), n_h, m, width = inputs.shape, h0.shape[1], m0.shape[1], w_uh.shape[0]
+        r, groups = (width - 2 * k) // 4, 4 if use_relu else 2
+        matrices = _head_matrices(k, r, groups, w_uh)
+        # The input part of every step's pre-activation, straight into the output buffer.
+        out = torch.addmm(b_h, inputs.reshape(T * B, -1), w_x.t()).view(T, B, n_h)
+        mem = inputs.new_empty(T + 1, m, B)  # mem[t] = m_{t-1} (as step t reads it, after a reset)
+        mem[0] = m0.t()
         heads = inputs.new_empty(T, width, B)
-        out = inputs.new_empty(T, B, n_h)
-        bias = b_u.unsqueeze(1)
-        for t0, t1 in _chunks(T, B):
-            pre_x = torch.matmul(w_x, inputs[t0:t1].transpose(1, 2)).add_(b_h.unsqueeze(1))  # [t1 - t0, n_h, B]
-            for t in range(t0, t1):
-                at = t * size  # z[at : at + size] = [h_{t-1}; m_{t-1}], the state step t reads
-                h = z[at + size : at + size + n_h]
-                if keep is None:
-                    torch.addmm(pre_x[t - t0], w_rec, z[at : at + size], out=h)
-                else:  # h_{t-1} is also step t-1's output: zero its effect, not its rows
-                    z[at + n_h : at + size].mul_(keep[t])
-                    torch.addcmul(pre_x[t - t0], keep[t], w_rec @ z[at : at + size], out=h)
-                h.clamp_min_(0.0)
-                u = torch.addmm(bias, w_u, z[at + n_h : at + n_h + size], out=heads[t])
-                p_part, q_part = _memory_terms(u, k, r, use_relu, matrices)[-2:]
-                increment = p_part.mul_(q_part).view(groups, m, B).sum(0)
-                torch.add(z[at + n_h : at + size], increment, out=z[at + size + n_h : at + 2 * size])
-            out[t0:t1] = states[t0 + 1 : t1 + 1, :n_h].transpose(1, 2)
-        ctx.save_for_backward(inputs, w_x, w_rec, w_u, z, heads, keep)
+        w_hh_t, w_hm_t, bias = w_hh.t(), w_hm.t(), b_u.unsqueeze(1)
+        h = h0
+        for t in range(T):
+            m_prev = mem[t]
+            if keep is not None:
+                h = h * keep[t].unsqueeze(1)
+                m_prev.mul_(keep[t])
+            h = out[t].addmm_(h, w_hh_t).addmm_(m_prev.t(), w_hm_t).clamp_min_(0.0)
+            u = torch.addmm(bias, w_um, m_prev, out=heads[t]).addmm_(w_uh, h.t())
+            p_part, q_part = _memory_terms(u, k, r, use_relu, matrices)[-2:]
+            torch.add(m_prev, p_part.mul_(q_part).view(groups, m, B).sum(0), out=mem[t + 1])
+        ctx.save_for_backward(inputs, h0, w_x, w_hh, w_hm, w_uh, w_um, out, mem, heads, keep)
         ctx.k, ctx.use_relu, ctx.matrices = k, use_relu, matrices
-        return out, states[T, n_h:].t().contiguous()
+        return out, mem[T].t().contiguous()
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out: Tensor, grad_m: Tensor) -> tuple[Tensor | None, ...]:
-        inputs, w_x, w_rec, w_u, z, heads, keep = ctx.saved_tensors
+        inputs, h0, w_x, w_hh, w_hm, w_uh, w_um, out, mem, heads, keep = ctx.saved_tensors
         k, use_relu, matrices = ctx.k, ctx.use_relu, ctx.matrices
         sums_matrix, expand, to_p, to_q = matrices
-        (T, B, n_h), m, width = grad_out.shape, grad_m.shape[1], w_u.shape[0]
-        r, size, groups = (width - 2 * k) // 4, n_h + m, 4 if use_relu else 2
-        tiny, half = torch.finfo(z.dtype).tiny, groups * r
-        states = z.view(T + 1, size, B)
-        need = ctx.needs_input_grad
-        grad_inputs = torch.empty_like(inputs) if need[0] else None
-        grad_w_x, grad_b_h = torch.zeros_like(w_x), w_x.new_zeros(n_h)
-        grad_w_rec, grad_w_u, grad_b_u = torch.zeros_like(w_rec), torch.zeros_like(w_u), w_u.new_zeros(width)
-        w_u_t, w_rec_t = w_u.t(), w_rec.t()
-        # dL/d[h; m] of the state the next chunk (in time) started from, with all its terms but
-        # the output's: here the final state's.
-        carry = torch.cat([z.new_zeros(n_h, B), grad_m.t()])
+        (T, B, n_h), m, width = grad_out.shape, grad_m.shape[1], w_uh.shape[0]
+        r, groups = (width - 2 * k) // 4, 4 if use_relu else 2
+        tiny, half = torch.finfo(out.dtype).tiny, groups * r
+        grad_pre = torch.empty_like(grad_out)
+        grad_w_hh, grad_w_hm = torch.zeros_like(w_hh), torch.zeros_like(w_hm)
+        grad_w_uh, grad_w_um, grad_b_u = torch.zeros_like(w_uh), torch.zeros_like(w_um), w_uh.new_zeros(width)
+        w_um_t = w_um.t()
+        grad_mem = grad_m.t().contiguous()  # dL/dm_t, running backwards in time
+        grad_h = grad_out[T - 1].clone()  # dL/dh_t
         for t0, t1 in reversed(_chunks(T, B)):
             n = t1 - t0
             # The head algebra of the chunk's steps at once ([n, rows, B]), and its local derivatives.
@@ -199,23 +196,12 @@ class _NRUSequence(torch.autograd.Function):
                 x = heads[t0:t1, 2 * k :].unflatten(1, (2, 1, 2 * r))
                 saved.append(torch.cat([(x > 0).to(x.dtype), -(x < 0).to(x.dtype)], dim=2))
             per_step = [s.unbind(0) for s in saved]
-            h_active = states[t0 + 1 : t1 + 1, :n_h] > 0
-
-            # dL/dz for the chunk's states h_{t0-1}, m_{t0-1}, ..., h_{t1-1}, m_{t1-1}.
-            grad_z = z.new_empty((n + 1) * size, B)
-            grad_states = grad_z.view(n + 1, size, B)
-            grad_states[0, :n_h] = 0.0
-            grad_states[1:, :n_h] = grad_out[t0:t1].transpose(1, 2)
-            grad_states[n, :n_h] += carry[:n_h]
-            grad_states[n, n_h:] = carry[n_h:]
-            grad_heads = z.new_empty(n, width, B)
-            grad_pre = z.new_empty(n, n_h, B)
+            grad_heads = out.new_empty(n, width, B)
             for i in reversed(range(n)):
+                t = t0 + i
                 p_t, c_rows_t, p_part_t, q_part_t, c_total_t, c_strength_t, swapped_t, slope_t = (s[i] for s in per_step[:8])
-                at = i * size
-                grad_mem = grad_z[at + size + n_h : at + 2 * size]  # dL/dm_t, complete
                 g_heads = grad_heads[i]
-                g_factors = g_heads[2 * k :] if not use_relu else z.new_empty(2 * half, B)
+                g_factors = g_heads[2 * k :] if not use_relu else out.new_empty(2 * half, B)
                 # increment = sum_g p_part_g * q_part_g
                 g_p_part = (grad_mem * q_part_t.view(groups, m, B)).view(groups * m, B)
                 g_q_part = (grad_mem * p_part_t.view(groups, m, B)).view(groups * m, B)
@@ -229,29 +215,34 @@ class _NRUSequence(torch.autograd.Function):
                 if use_relu:
                     torch.sum(g_factors.view(2, 2, 2 * r, B) * per_step[8][i], dim=1,
                               out=g_heads[2 * k :].view(2, 2 * r, B))
-                grad_z[at + n_h : at + size] = grad_mem  # m_t = m_{t-1} + increment
-                grad_z[at + n_h : at + n_h + size].addmm_(w_u_t, g_heads)
-                g_pre = torch.mul(grad_z[at + size : at + size + n_h], h_active[i], out=grad_pre[i])
+                # Through the heads (u = [h_t; m_{t-1}]), h_t = relu(pre) and the recurrent matmul;
+                # m_t = m_{t-1} + increment keeps grad_mem's running value.
+                grad_h.addmm_(g_heads.t(), w_uh)
+                g_pre = _relu_backward(grad_h, out[t], out=grad_pre[t])
+                grad_mem.addmm_(w_um_t, g_heads)
                 if keep is not None:
-                    grad_z[at + n_h : at + size].mul_(keep[t0 + i])
-                    g_pre = g_pre * keep[t0 + i]
-                grad_z[at : at + size].addmm_(w_rec_t, g_pre)
-            carry = grad_states[0].clone()
+                    g_pre = g_pre * keep[t].unsqueeze(1)
+                    grad_mem.mul_(keep[t])
+                grad_mem.addmm_(w_hm.t(), g_pre.t())
+                grad_h = g_pre @ w_hh if t == 0 else torch.addmm(grad_out[t - 1], g_pre, w_hh)
 
-            # The chunk's share of the weight gradients: one product over its n * B columns each.
-            if grad_inputs is not None:
-                grad_inputs[t0:t1] = grad_pre.transpose(1, 2) @ w_x
-            columns = grad_pre.transpose(0, 1).reshape(n_h, n * B)
-            grad_w_x.addmm_(columns, inputs[t0:t1].reshape(n * B, -1))
-            grad_b_h += columns.sum(1)
+            # The chunk's weight gradients, one matmul over its n * B columns each.
+            rows = grad_pre[t0:t1].view(n * B, n_h)
             if keep is not None:
-                columns = columns * keep[t0:t1].view(1, n * B)
-            grad_w_rec.addmm_(columns, states[t0:t1].transpose(0, 1).reshape(size, n * B).t())
-            fed = z[t0 * size + n_h : t1 * size + n_h].view(n, size, B)
-            grad_w_u.addmm_(grad_heads.transpose(0, 1).reshape(width, n * B), fed.transpose(0, 1).reshape(size, n * B).t())
-            grad_b_u += grad_heads.sum((0, 2))
-        return (grad_inputs, carry[:n_h].t(), carry[n_h:].t(), grad_w_x, grad_b_h, grad_w_rec, grad_w_u, grad_b_u,
-                None, None, None)
+                rows = rows * keep[t0:t1].view(n * B, 1)
+            h_prev = out[t0 - 1 : t1 - 1] if t0 > 0 else torch.cat([h0.unsqueeze(0), out[: t1 - 1]])
+            grad_w_hh.addmm_(rows.t(), h_prev.reshape(n * B, n_h))
+            m_prev = mem[t0:t1].transpose(1, 2).reshape(n * B, m)
+            grad_w_hm.addmm_(rows.t(), m_prev)
+            g_heads = grad_heads.transpose(1, 2).reshape(n * B, width)
+            grad_w_uh.addmm_(g_heads.t(), out[t0:t1].view(n * B, n_h))
+            grad_w_um.addmm_(g_heads.t(), m_prev)
+            grad_b_u += g_heads.sum(0)
+        rows = grad_pre.view(T * B, n_h)
+        grad_inputs = (rows @ w_x).view(inputs.shape) if ctx.needs_input_grad[0] else None
+        grad_w_x = rows.t() @ inputs.reshape(T * B, -1) if ctx.needs_input_grad[3] else None
+        return (grad_inputs, grad_h, grad_mem.t(), grad_w_x, rows.sum(0), grad_w_hh, grad_w_hm, grad_w_uh, grad_w_um,
+                grad_b_u, None, None, None)
 
 
 class NRUCell(RecurrentCell):
@@ -370,16 +361,17 @@ class NRUCell(RecurrentCell):
         if inputs.shape[0] == 0:
             return inputs.new_empty(0, inputs.shape[1], self.hidden_size), (h, mem)
         w_x, b_h, w_rec, w_u, b_u = self._fused_weights()
-        # The node's head layout: rows [alpha | beta | p_w | p_e | q_w | q_e], columns on [m; h].
+        # The node's head layout: rows [alpha | beta | p_w | p_e | q_w | q_e].
         n_h, k, r = self.hidden_size, self.num_heads, self.root
         rows = [2 * k, r, r, r, r]
         s, p_w, q_w, p_e, q_e = w_u.split(rows)
-        w_u = torch.cat([s, p_w, p_e, q_w, q_e]).roll(-n_h, dims=1)
+        w_uh, w_um = torch.cat([s, p_w, p_e, q_w, q_e]).split([n_h, self.memory_size], dim=1)
         s, p_w, q_w, p_e, q_e = b_u.split(rows)
         b_u = torch.cat([s, p_w, p_e, q_w, q_e])
+        w_hh, w_hm = w_rec.split([n_h, self.memory_size], dim=1)
         # The initial state is zeros, so an episode start multiplies the state by 0.
-        keep = None if resets is None else (~resets.bool()).unsqueeze(1).to(inputs.dtype)
-        out, mem = _NRUSequence.apply(inputs, h, mem, w_x, b_h, w_rec, w_u, b_u, keep, k, self.use_relu)
+        keep = None if resets is None else (~resets.bool()).to(inputs.dtype)
+        out, mem = _NRUSequence.apply(inputs, h, mem, w_x, b_h, w_hh, w_hm, w_uh, w_um, b_u, keep, k, self.use_relu)
         return out, (out[-1], mem)
 
     def loop(
