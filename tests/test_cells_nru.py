@@ -162,7 +162,8 @@ def test_sequence_node_without_resets_or_parameter_gradients() -> None:
     cell = make_cell("nru", 2, 4, memory_size=4, num_heads=4).double().requires_grad_(False)
     inputs = torch.randn(5, 2, 2, dtype=torch.float64, requires_grad=True)
     state = tuple(torch.randn(2, n, dtype=torch.float64, requires_grad=True) for n in (4, 4))
-    for a, b in zip(_run(cell.forward, cell, inputs, state, None), _run(cell.loop, cell, inputs, state, None), strict=True):
+    node, loop = _run(cell.forward, cell, inputs, state, None), _run(cell.loop, cell, inputs, state, None)
+    for a, b in zip(node, loop, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
 
@@ -212,3 +213,11 @@ def test_float32_node_matches_float64() -> None:
     assert out32.dtype == m32.dtype == torch.float32
     torch.testing.assert_close(out32.double(), out64, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(m32.double(), m64, rtol=1e-4, atol=1e-5)
+
+
+def test_empty_sequence_returns_the_incoming_state() -> None:
+    cell = make_cell("nru", 2, 3, memory_size=4, num_heads=1)
+    state = (torch.randn(2, 3), torch.randn(2, 4))
+    out, (h, m) = cell(torch.zeros(0, 2, 2), state)
+    assert out.shape == (0, 2, 3)
+    assert h is state[0] and m is state[1]

@@ -66,10 +66,11 @@ def _memory_terms(heads: Tensor, k: int, r: int, use_relu: bool, matrices: tuple
     ``use_relu``, ``relu(p q^T) = p+ q+^T + p- q-^T`` (``x+ = relu(x)``, ``x- = relu(-x)``; the
     two terms have disjoint supports, so their fifth powers add): two rank-one groups per unit.
 
-    Any leading dimensions are kept. Returns ``(strengths [2k, N], factors [2 * 2Gr, N], sums,
-    norm [2k, N], c, c_rows [2Gr, N], p_part [2Gm, N], q_part [2Gm, N])``: ``factors`` are the groups' ``p`` rows then ``q`` rows,
-    ``sums`` the fifth-power sums (:func:`_head_matrices`), ``norm`` the clamped L5 norms,
-    ``c_rows`` ``c`` on the rows of ``p``; the increment is ``sum_g (p_part * q_part)[g]``.
+    Leading dimensions are kept. Returns ``(strengths [2k, N], factors [2 * 2Gr, N], sums,
+    norm [2k, N], c, c_rows [2Gr, N], p_part [2Gm, N], q_part [2Gm, N])``: ``factors`` are the
+    groups' ``p`` rows then ``q`` rows, ``sums`` the fifth-power sums (:func:`_head_matrices`),
+    ``norm`` the clamped L5 norms, ``c_rows`` ``c`` on the rows of ``p``; the increment is
+    ``sum_g (p_part * q_part)[g]`` (``[m, N]`` per group).
     """
     sums_matrix, expand, to_p, to_q = matrices
     strengths, x = heads.split([2 * k, 4 * r], dim=-2)
@@ -101,10 +102,10 @@ def _total(sums: Tensor, k: int, use_relu: bool) -> Tensor:
     return total.unflatten(-2, (2, 2 * k)).sum(-3) if use_relu else total
 
 
-# Steps are processed in chunks of about this many columns (steps * batch): the batched work of
-# a chunk (input projection, head algebra for backward, weight-gradient products) stays large
-# enough for efficient kernels while its buffers stay small and are reused, instead of fresh
-# [T, features, B] buffers whose page faults cost more than the arithmetic on long sequences.
+# Backward processes steps in chunks of about this many columns (steps * batch): the batched
+# work of a chunk (the head algebra, the weight-gradient products) stays large enough for
+# efficient kernels while its buffers stay small and are reused, instead of fresh [T, ..., B]
+# buffers whose page faults cost more than the arithmetic on long sequences.
 _CHUNK_COLUMNS = 2048
 
 
@@ -182,7 +183,8 @@ class _NRUSequence(torch.autograd.Function):
         for t0, t1 in reversed(_chunks(T, B)):
             n = t1 - t0
             # The head algebra of the chunk's steps at once ([n, rows, B]), and its local derivatives.
-            strengths, factors, sums, norm, c, c_rows, p_part, q_part = _memory_terms(heads[t0:t1], k, r, use_relu, matrices)
+            terms = _memory_terms(heads[t0:t1], k, r, use_relu, matrices)
+            strengths, factors, sums, norm, c, c_rows, p_part, q_part = terms
             total = _total(sums, k, use_relu)
             clamped = total.clamp_min(tiny)
             unclamped = clamped.pow(0.2)
@@ -199,7 +201,9 @@ class _NRUSequence(torch.autograd.Function):
             grad_heads = out.new_empty(n, width, B)
             for i in reversed(range(n)):
                 t = t0 + i
-                p_t, c_rows_t, p_part_t, q_part_t, c_total_t, c_strength_t, swapped_t, slope_t = (s[i] for s in per_step[:8])
+                p_t, c_rows_t, p_part_t, q_part_t, c_total_t, c_strength_t, swapped_t, slope_t = (
+                    s[i] for s in per_step[:8]
+                )
                 g_heads = grad_heads[i]
                 g_factors = g_heads[2 * k :] if not use_relu else out.new_empty(2 * half, B)
                 # increment = sum_g p_part_g * q_part_g
@@ -276,6 +280,17 @@ class NRUCell(RecurrentCell):
 
     Parameters keep the code's layout (all ``nn.Linear`` with PyTorch's default init):
     ``hidden`` (W_h), ``alpha`` (W_a), ``beta`` (W_b), ``write`` (W_w) and ``erase`` (W_e).
+
+    Speed: ``forward`` runs the whole sequence as one autograd node with a hand-written
+    backward (:class:`_NRUSequence`): per step only the two recurrent matmuls and a handful of
+    small operations, because the directions are never formed (each head's direction is a block
+    of rows of ``p q^T``, so its L5 norm and the memory increment factorise, see
+    :func:`_memory_terms`). About as fast as ``nn.LSTM`` of equal parameter count on long
+    sequences (``benchmarks/cell_speed.py``). ``loop`` is the plain per-step autograd path, the
+    reference the node is tested against; ``forward`` uses it with ``layer_norm`` (a
+    hand-written LayerNorm backward is not worth its code for a flag no paper config sets) and
+    when ``num_heads`` does not divide ``sqrt(k*m)`` (a head's direction would then split rows).
+    ``step`` uses the autograd ops of ``loop``.
     """
 
     def __init__(
@@ -352,8 +367,8 @@ class NRUCell(RecurrentCell):
         self, inputs: Tensor, state: tuple[Tensor, Tensor] | None = None, resets: Tensor | None = None
     ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         """The shared contract (see :mod:`agents.cells.base`): the whole sequence is one autograd
-        node (:class:`_NRUSequence`) after one input projection for all steps. With
-        ``layer_norm`` or when ``num_heads`` does not divide ``sqrt(k*m)`` it runs :meth:`loop`."""
+        node (:class:`_NRUSequence`). With ``layer_norm`` or when ``num_heads`` does not divide
+        ``sqrt(k*m)`` it runs :meth:`loop`."""
         if self.layer_norm or self.root % self.num_heads:
             return self.loop(inputs, state, resets)
         check_inputs(self, inputs, resets)
