@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from agents.cells import make_cell
+from agents.cells import lstm_sequence, make_cell
 from agents.cells.glstm import GLSTMCell
 from agents.cells.plstm import PhasedLSTMCell
 
@@ -215,12 +215,16 @@ def test_gate_openness_is_differentiable(name: str) -> None:
     assert timing and all(p.grad is not None for p in timing)
 
 
+@pytest.mark.parametrize("chunk", [None, 3], ids=["one-chunk", "chunks-of-3"])
 @pytest.mark.parametrize("name", ["glstm", "plstm"])
-def test_sequence_equals_nn_lstm_cell_steps_mixed_by_the_gate(name: str) -> None:
+def test_sequence_equals_nn_lstm_cell_steps_mixed_by_the_gate(name: str, chunk: int | None, monkeypatch) -> None:
     """The whole-sequence node against an independent loop: nn.LSTMCell steps mixed by the
     cell's own gate values (c = c + k (c~ - c), likewise h), the state zeroed at resets, from a
     non-zero state; outputs, final state and the gradients of inputs, incoming state and every
-    parameter (mu / sigma / tau through the gate) in float64."""
+    parameter (mu / sigma / tau through the gate) in float64; also with the input projection
+    done in chunks of 3 steps (8 steps: a partial last chunk)."""
+    if chunk is not None:
+        monkeypatch.setattr(lstm_sequence, "_chunk_steps", lambda batch, hidden: chunk)
     torch.manual_seed(0)
     kwargs = {"expected_length": 6} if name == "glstm" else {"tau_range": (2.0, 6.0), "r_on": 0.5}
     cell = make_cell(name, 3, 5, **kwargs).double()

@@ -412,19 +412,17 @@ class KAFLSTMCell(_KAFCell):
         return self.weight_ih[order], (self.bias_ih + self.bias_hh)[order], self.weight_hh[order]
 
     def forward(self, inputs: Tensor, state=None, resets: Tensor | None = None):
-        """The shared contract (see :mod:`agents.cells.base`): one input projection for all
-        steps, then the whole sequence as one autograd node
-        (:class:`agents.cells.lstm_sequence.LSTMSequence` with the KAF in the gates)."""
+        """The shared contract (see :mod:`agents.cells.base`): the whole sequence as one autograd
+        node (:class:`agents.cells.lstm_sequence.LSTMSequence` with the KAF in the gates)."""
         check_inputs(self, inputs, resets)
         h, c = self.initial_state(inputs.shape[1], inputs.device) if state is None else state
         if inputs.shape[0] == 0:
             return inputs.new_empty(0, inputs.shape[1], self.hidden_size), (h, c)
         weight_ih, bias, weight_hh = self._weights()
-        proj = F.linear(inputs, weight_ih, bias)
         # The initial state is zeros, so an episode start multiplies the state by 0.
-        keep = None if resets is None else (~resets.bool()).unsqueeze(-1).to(proj.dtype)
+        keep = None if resets is None else (~resets.bool()).unsqueeze(-1).to(inputs.dtype)
         kaf = self.kaf.tabulate()
-        out, c = LSTMSequence.apply(proj, h, c, weight_hh, keep, None, kaf, kaf.token)
+        out, c = LSTMSequence.apply(inputs, weight_ih, bias, h, c, weight_hh, keep, None, kaf, kaf.token)
         return out, (out[-1], c)
 
     def step(self, x: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, tuple[Tensor, Tensor]]:

@@ -3,8 +3,8 @@ LSTM variants that PyTorch's fused kernel cannot run, the KAF-LSTM (flexible gat
 :mod:`agents.cells.kaf`) and the time-gated g-LSTM / Phased LSTM (:mod:`agents.cells.plstm`).
 
 Against a per-step loop of autograd ops this saves the graph and the engine's work at every
-step, writes every step's values into preallocated ``[T, ...]`` buffers, and computes the
-recurrent weight's gradient with one matmul over all ``T * B`` rows instead of one per step.
+step, and computes the weights' gradients with one matmul per chunk of steps instead of one per
+step.
 """
 
 from __future__ import annotations
@@ -37,12 +37,12 @@ class GateFunction(Protocol):
 
 
 class LSTMSequence(torch.autograd.Function):
-    """``(proj, h0, c0, weight_hh, keep, mix, phi, token) -> (out [T, B, H], c_T)``.
+    """``(inputs, weight_ih, bias, h0, c0, weight_hh, keep, mix, phi, token) -> (out [T, B, H], c_T)``.
 
-    ``proj [T, B, 4H]`` is the input projection with both biases, ``weight_hh [4H, H]`` the
-    recurrent weight, gate blocks in the order ``(i, f, o, g)`` (see :func:`ifog_rows`). Per step::
+    ``inputs [T, B, I]``, ``weight_ih [4H, I]``, ``bias [4H]`` (both biases) and ``weight_hh
+    [4H, H]``, gate blocks in the order ``(i, f, o, g)`` (see :func:`ifog_rows`). Per step::
 
-        i, f, o = sigmoid(s)  or  sigmoid((phi(s) + s) / 2),   s = proj_t + W h   (gate blocks)
+        i, f, o = sigmoid(s)  or  sigmoid((phi(s) + s) / 2),   s = W_ih x + b + W_hh h  (gate blocks)
         c~ = f c + i tanh(g),  h~ = o tanh(c~)
         c_t = c + k_t (c~ - c),  h_t = h + k_t (h~ - h)     (k_t = mix[t]; without mix c~, h~)
 
@@ -51,24 +51,34 @@ class LSTMSequence(torch.autograd.Function):
     the time gate of a time-gated LSTM; its gradient comes back in its own shape. ``phi`` (or
     None) is a :class:`GateFunction`; ``token`` a tensor that carries its gradient to its
     parameters (the node returns a zero gradient for it after ``phi.add_grad``).
+
+    The input projection and its gradient are done a chunk of steps at a time (one matmul per
+    chunk) in one reused buffer: a ``[T, B, 4H]`` tensor is larger than glibc's malloc keeps on
+    its heap at pixel-MNIST length, and a fresh one costs a page fault per 4 kB on every call
+    (about 80 ms for 100 MB here). Per-step values are small tensors, which malloc recycles.
     """
 
     @staticmethod
-    def forward(ctx, proj: Tensor, h: Tensor, c: Tensor, weight_hh: Tensor, keep: Tensor | None,
-                mix: Tensor | None, phi: GateFunction | None, token: Tensor | None) -> tuple[Tensor, Tensor]:
-        T, B, H = proj.shape[0], h.shape[0], h.shape[1]
-        out = proj.new_empty(T, B, H)
-        # Per step: the state it starts from (after keep), the gates i, f, o and tanh(g), and
-        # tanh(c~). Small per-step tensors rather than [T, ...] buffers: the allocator recycles
-        # them, where fresh large buffers cost a page fault per 4 kB on every call.
-        hs, cs, acts, tanh_cs = [], [], [], []
-        looked_up = []  # with phi: per step (phi'(s), where)
-        w_t = weight_hh.t()
+    def forward(ctx, inputs: Tensor, weight_ih: Tensor, bias: Tensor, h: Tensor, c: Tensor, weight_hh: Tensor,
+                keep: Tensor | None, mix: Tensor | None, phi: GateFunction | None,
+                token: Tensor | None) -> tuple[Tensor, Tensor]:
+        T, B, I = inputs.shape
+        H = h.shape[1]
+        chunk = _chunk_steps(B, H)
+        out = inputs.new_empty(T, B, H)
+        projected = inputs.new_empty(min(chunk, T) * B, 4 * H)
+        # Per step: the state it starts from (after keep), the gates i, f, o and tanh(g),
+        # tanh(c~) and, with phi, (phi'(s), where it was looked up).
+        hs, cs, acts, tanh_cs, looked_up = [], [], [], [], []
+        w_ih_t, w_hh_t = weight_ih.t(), weight_hh.t()
         for t in range(T):
+            if t % chunk == 0:
+                n = min(chunk, T - t)
+                proj = torch.addmm(bias, inputs[t : t + n].reshape(n * B, I), w_ih_t, out=projected[: n * B]).view(n, B, 4 * H)
             if keep is not None:
                 h, c = h * keep[t], c * keep[t]
             hs.append(h), cs.append(c)
-            pre = torch.addmm(proj[t], h, w_t)
+            pre = torch.addmm(proj[t % chunk], h, w_hh_t)
             if phi is not None:  # flexible gates: sigmoid((phi(s) + s) / 2)
                 s = pre[:, : 3 * H]
                 value, *slope_where = phi.lookup(s)
@@ -91,18 +101,23 @@ class LSTMSequence(torch.autograd.Function):
                 c = torch.addcmul(c, k, c_new.sub_(c))
         ctx.steps = (hs, cs, acts, tanh_cs, looked_up)
         # hs holds views of out: saving out makes an in-place change of it an error in backward.
-        ctx.save_for_backward(weight_hh, keep, mix, out)
+        ctx.save_for_backward(inputs, weight_ih, weight_hh, keep, mix, out)
         ctx.phi = phi
         return out, c
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out: Tensor, grad_c: Tensor) -> tuple[Tensor | None, ...]:
-        weight_hh, keep, mix, _ = ctx.saved_tensors
+        inputs, weight_ih, weight_hh, keep, mix, _ = ctx.saved_tensors
         hs, cs, acts, tanh_cs, looked_up = ctx.steps
-        phi = ctx.phi if ctx.needs_input_grad[7] else None  # phi's own gradient wanted
+        needs = ctx.needs_input_grad
+        phi = ctx.phi if needs[9] else None  # phi's own gradient wanted
         T, B, H = grad_out.shape
-        grad_pre = grad_out.new_empty(T, B, 4 * H)
+        I = inputs.shape[2]
+        chunk = _chunk_steps(B, H)
+        grad_pre = grad_out.new_empty(min(chunk, T), B, 4 * H)  # one chunk of steps at a time
+        grad_inputs = grad_out.new_empty(T, B, I) if needs[0] else None
+        grad_w_ih, grad_bias, grad_w_hh = (torch.zeros_like(w) for w in (weight_ih, weight_ih[:, 0], weight_hh))
         if mix is not None:  # d loss / d k_t = grad h_t (h~ - h) + grad c_t (c~ - c)
             grad_mix, shut = grad_out.new_empty(T, B, H), 1.0 - mix
         one = torch.ones_like(grad_out[0])
@@ -119,7 +134,8 @@ class LSTMSequence(torch.autograd.Function):
                 grad_h, grad_c = grad_h * k, grad_c * k
             # d loss / d c~ in total: from the next step's c and through h~ = o tanh(c~).
             grad_c = torch.addcmul(grad_c, grad_h * o, torch.addcmul(one, tanh_c, tanh_c, value=-1.0))
-            grad_gate = grad_pre[t, :, : 3 * H] if not looked_up else grad_out.new_empty(B, 3 * H)
+            pre = grad_pre[t % chunk]
+            grad_gate = pre[:, : 3 * H] if not looked_up else grad_out.new_empty(B, 3 * H)
             torch.mul(grad_c, g, out=grad_gate[:, :H])  # i
             torch.mul(grad_c, c, out=grad_gate[:, H : 2 * H])  # f
             torch.mul(grad_h, tanh_c, out=grad_gate[:, 2 * H :])  # o
@@ -128,23 +144,34 @@ class LSTMSequence(torch.autograd.Function):
             if looked_up:  # gate = sigmoid((phi(s) + s) / 2): d/d phi = sigmoid' / 2, d/ds = sigmoid' (1 + phi') / 2
                 slope, *where = looked_up[t]
                 grad_gate.mul_(0.5)
-                torch.addcmul(grad_gate, grad_gate, slope, out=grad_pre[t, :, : 3 * H])
+                torch.addcmul(grad_gate, grad_gate, slope, out=pre[:, : 3 * H])
                 if phi is not None:
                     phi.add_grad(*where, grad_gate)
-            torch.mul(grad_c * i, torch.addcmul(one, g, g, value=-1.0), out=grad_pre[t, :, 3 * H :])
+            torch.mul(grad_c * i, torch.addcmul(one, g, g, value=-1.0), out=pre[:, 3 * H :])
             grad_c = grad_c * f
-            grad_h = grad_pre[t] @ weight_hh
+            grad_h = pre @ weight_hh
             if mix is not None:
                 grad_h, grad_c = grad_h + skip_h, grad_c + skip_c
             if keep is not None:
                 grad_h, grad_c = grad_h * keep[t], grad_c * keep[t]
-        grad_weight = None
-        if ctx.needs_input_grad[3]:
-            grad_weight = grad_pre.view(T * B, 4 * H).t() @ torch.stack(hs).view(T * B, H)
+            if t % chunk == 0:  # the chunk of steps [t, t + n) is complete: its weight gradients
+                n = min(chunk, T - t)
+                g_pre = grad_pre[:n].view(n * B, 4 * H)
+                grad_w_ih.addmm_(g_pre.t(), inputs[t : t + n].reshape(n * B, I))
+                grad_bias.add_(g_pre.sum(0))
+                grad_w_hh.addmm_(g_pre.t(), torch.stack(hs[t : t + n]).view(n * B, H))
+                if grad_inputs is not None:
+                    torch.mm(g_pre, weight_ih, out=grad_inputs[t : t + n].view(n * B, I))
         if mix is not None and mix.shape[1] != B:
             grad_mix = grad_mix.sum(1, keepdim=True)
         grad_token = None if phi is None else grad_out.new_zeros(())
-        return grad_pre, grad_h, grad_c, grad_weight, None, None if mix is None else grad_mix, None, grad_token
+        return (grad_inputs, grad_w_ih, grad_bias, grad_h, grad_c, grad_w_hh, None,
+                None if mix is None else grad_mix, None, grad_token)
+
+
+def _chunk_steps(batch: int, hidden: int) -> int:
+    """Steps per input-projection chunk: about 2 MB of float32 ``[B, 4H]`` rows."""
+    return max(1, (1 << 19) // (batch * 4 * hidden))
 
 
 def _tanh(x: Tensor) -> Tensor:

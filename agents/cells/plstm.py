@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from agents.cells.base import RecurrentCell, check_inputs
@@ -90,7 +89,7 @@ class TimeGatedLSTM(RecurrentCell):
         self, inputs: Tensor, state: TimeGatedState | None = None, resets: Tensor | None = None
     ) -> tuple[Tensor, TimeGatedState]:
         """The shared contract. The gate depends on time only, so it is computed for all steps
-        at once, as is the input projection; the recurrent part runs as one autograd node
+        at once; the LSTM runs as one autograd node
         (:class:`agents.cells.lstm_sequence.LSTMSequence`, the gate as its ``mix``)."""
         check_inputs(self, inputs, resets)
         batch = inputs.shape[1]
@@ -108,10 +107,10 @@ class TimeGatedLSTM(RecurrentCell):
         updates = self.is_update(times.detach(), gates.detach()).sum().to(gates.dtype)
         self.update_count = updates / times.shape[1]  # per sequence: averaged over the batch
         order = ifog_rows(self.hidden_size, inputs.device)
-        proj = F.linear(inputs, self.weight_ih[order], (self.bias_ih + self.bias_hh)[order])  # [T, B, 4H]
+        bias = (self.bias_ih + self.bias_hh)[order]
         # The initial state is zeros, so an episode start multiplies the state by 0.
-        keep = None if resets is None else (~resets.bool()).unsqueeze(-1).to(proj.dtype)
-        out, c = LSTMSequence.apply(proj, h, c, self.weight_hh[order], keep, gates, None, None)
+        keep = None if resets is None else (~resets.bool()).unsqueeze(-1).to(inputs.dtype)
+        out, c = LSTMSequence.apply(inputs, self.weight_ih[order], bias, h, c, self.weight_hh[order], keep, gates, None, None)
         return out, (out[-1], c, (times[-1] + 1).expand(batch).clone())
 
 
