@@ -290,7 +290,8 @@ class NRUCell(RecurrentCell):
     reference the node is tested against; ``forward`` uses it with ``layer_norm`` (a
     hand-written LayerNorm backward is not worth its code for a flag no paper config sets) and
     when ``num_heads`` does not divide ``sqrt(k*m)`` (a head's direction would then split rows).
-    ``step`` uses the autograd ops of ``loop``.
+    ``step`` uses the autograd ops of ``loop``. The node is differentiable once; use ``loop`` for
+    gradients of gradients.
     """
 
     def __init__(
