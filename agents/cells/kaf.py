@@ -53,61 +53,68 @@ class _CubicLookup(torch.autograd.Function):
 
     ``table[:, n, j] = (c0, c1, c2, c3)`` is unit n's cubic on interval j in the local coordinate
     ``t in [0, 1)``, where ``u = (s - lo) / step + 1``, ``j = floor(u)``, ``t = u - j``; the first
-    and last rows are zero (the function outside the table). For backward it keeps ``t``, the
-    slope and the row of each element (12 bytes, against ``D`` kernel values per element
-    and gate for a direct evaluation). The gradient for the table is added into ``buffer`` and
+    and last rows are zero (the function outside the table). For backward it keeps ``u`` and the
+    slope of each element (8 bytes, against ``D`` kernel values per element and gate for a
+    direct evaluation). The gradient for the table is added into ``buffer`` and
     reaches ``alpha`` through ``token`` (see :class:`_TableSink`).
     """
 
     @staticmethod
     def forward(ctx, s: Tensor, table: Tensor, token: Tensor, buffer: Tensor, lo: float, step: float) -> Tensor:
-        value, slope, t, flat = _lookup(s, table, lo, step)
-        ctx.save_for_backward(t, slope, flat)
+        value, slope, u = _lookup(s, table, lo, step)
+        ctx.save_for_backward(u, slope)
         ctx.buffer = buffer
         return value
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
-        t, slope, flat = ctx.saved_tensors
+        u, slope = ctx.saved_tensors
         grad_token = None
         if ctx.needs_input_grad[2]:
-            _add_table_grad(ctx.buffer, flat, t, grad)
+            _add_table_grad(ctx.buffer, u, grad)
             grad_token = grad.new_zeros(())
         return grad * slope, None, grad_token, None, None, None
 
 
-def _lookup(s: Tensor, table: Tensor, lo: float, step: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Evaluate the cubic table at ``s [B, N]``: ``(value, slope, t, flat)``, the last three for
-    backward (``slope = dvalue/ds``, ``t`` the local coordinate, ``flat`` the int32 row index)."""
-    rows = table.shape[2]
-    u = torch.mul(s, 1.0 / step).add_(1.0 - lo / step).clamp_(0.0, rows - 1)
-    j = u.floor()
-    t = u.sub_(j)
-    # Flat row index n * rows + j, formed in floating point (exact below 2**24 rows).
-    # int32: index_select is markedly faster with it on CPU than with int64.
-    j.add_(torch.arange(s.shape[-1], device=s.device, dtype=s.dtype), alpha=rows)
-    flat = j.to(torch.int32)
+def _lookup(s: Tensor, table: Tensor, lo: float, step: float) -> tuple[Tensor, Tensor, Tensor]:
+    """Evaluate the cubic table at ``s [B, N]``: ``(value, slope, u)``, the last two for backward
+    (``slope = dvalue/ds``; ``u`` the table coordinate, which holds both the row and the local
+    coordinate: 4 bytes per element where the two would take 8)."""
+    u = torch.mul(s, 1.0 / step).add_(1.0 - lo / step).clamp_(0.0, table.shape[2] - 1)
+    t, flat = _rows(u, table.shape[2])
     # Coefficient-major table [4, N, rows]: one gather gives each coefficient contiguous.
     c0, c1, c2, c3 = table.view(4, -1).index_select(1, flat.reshape(-1)).view(4, *s.shape).unbind(0)
     # Horner for the value; the slope dp/ds = (c1 + 2 c2 t + 3 c3 t^2) / step for backward.
     slope = torch.addcmul(c1, torch.addcmul(c2, c3, t, value=1.5), t, value=2.0).mul_(1.0 / step)
     value = torch.addcmul(c0, torch.addcmul(c1, torch.addcmul(c2, c3, t), t), t)
-    return value, slope, t, flat
+    return value, slope, u
 
 
-def _add_table_grad(buffer: Tensor, flat: Tensor, t: Tensor, grad: Tensor) -> None:
-    """Add the gradient of the looked-up values (``grad``, shaped like ``t``) to the table
-    gradient ``buffer``: ``d value / d (c0, c1, c2, c3) = (1, t, t^2, t^3)``."""
+def _rows(u: Tensor, rows: int) -> tuple[Tensor, Tensor]:
+    """``(t, flat)`` for table coordinates ``u [..., N]``: the local coordinate ``t = u - floor(u)``
+    and the int32 row ``n * rows + floor(u)`` of unit ``n``'s table."""
+    j = u.floor()
+    t = u - j
+    # Formed in floating point (exact below 2**24 rows); int32: index_select and index_add_
+    # are markedly faster with it on a CPU than with int64.
+    flat = j.add_(torch.arange(u.shape[-1], device=u.device, dtype=u.dtype), alpha=rows).to(torch.int32)
+    return t, flat
+
+
+def _add_table_grad(buffer: Tensor, u: Tensor, grad: Tensor) -> None:
+    """Add the gradient of the values looked up at table coordinates ``u`` (``grad``, shaped like
+    ``u``) to the table gradient ``buffer``: ``d value / d (c0, c1, c2, c3) = (1, t, t^2, t^3)``."""
+    t, flat = _rows(u, buffer.shape[2])
     # One 1-D index_add_ per coefficient into the coefficient-major buffer: on a CPU several times
     # faster than scatter_add_ (which also needs int64 indices) and than interleaving the four
     # into rows and adding once.
-    where = flat.reshape(-1)
+    where, t = flat.reshape(-1), t.reshape(-1)
     grad_power = grad.reshape(-1)
     for k in range(4):
         buffer[k].view(-1).index_add_(0, where, grad_power)
         if k < 3:
-            grad_power = grad_power * t.reshape(-1) if k == 0 else grad_power.mul_(t.reshape(-1))
+            grad_power = grad_power * t if k == 0 else grad_power.mul_(t)
 
 
 class _TableSink(torch.autograd.Function):
@@ -150,15 +157,15 @@ class TabulatedKAF:
     def __call__(self, s: Tensor) -> Tensor:
         return _CubicLookup.apply(s, self.table, self.token, self.buffer, self.lo, self.step)
 
-    def lookup(self, s: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """``(value, slope, t, flat)`` at ``s`` without autograd, for a hand-written backward
-        (the :class:`agents.cells.lstm_sequence.GateFunction` protocol; see :func:`_lookup`)."""
+    def lookup(self, s: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(value, slope, u)`` at ``s`` without autograd, for a hand-written backward (the
+        :class:`agents.cells.lstm_sequence.GateFunction` protocol; see :func:`_lookup`)."""
         return _lookup(s, self.table, self.lo, self.step)
 
-    def add_grad(self, t: Tensor, flat: Tensor, grad: Tensor) -> None:
-        """Add the gradient of values looked up at ``(t, flat)`` (from :meth:`lookup`) to the
-        table's (see :func:`_add_table_grad`)."""
-        _add_table_grad(self.buffer, flat, t, grad)
+    def add_grad(self, u: Tensor, grad: Tensor) -> None:
+        """Add the gradient of values looked up at table coordinates ``u`` (from :meth:`lookup`)
+        to the table's (see :func:`_add_table_grad`)."""
+        _add_table_grad(self.buffer, u, grad)
 
 
 class _KAFGRUGates(torch.autograd.Function):
@@ -174,19 +181,19 @@ class _KAFGRUGates(torch.autograd.Function):
     def forward(ctx, proj: Tensor, rec: Tensor, h: Tensor, kaf: TabulatedKAF, token: Tensor) -> Tensor:
         H = h.shape[1]
         s = proj[:, : 2 * H] + rec[:, : 2 * H]
-        value, slope, t, flat = _lookup(s, kaf.table, kaf.lo, kaf.step)
+        value, slope, u = _lookup(s, kaf.table, kaf.lo, kaf.step)
         gates = torch.sigmoid(value.add_(s).mul_(0.5))
         r, z = gates.split(H, dim=1)
         rec_n = rec[:, 2 * H :]
         n = torch.tanh(torch.addcmul(proj[:, 2 * H :], r, rec_n))
-        ctx.save_for_backward(h, gates, n, rec_n, slope, t, flat)
+        ctx.save_for_backward(h, gates, n, rec_n, slope, u)
         ctx.kaf = kaf
         return torch.lerp(n, h, z)  # (1 - z) n + z h
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_h: Tensor) -> tuple[Tensor | None, ...]:
-        h, gates, n, rec_n, slope, t, flat = ctx.saved_tensors
+        h, gates, n, rec_n, slope, u = ctx.saved_tensors
         H = h.shape[1]
         r, z = gates.split(H, dim=1)
         grad_proj = torch.empty(h.shape[0], 3 * H, dtype=h.dtype, device=h.device)
@@ -203,7 +210,7 @@ class _KAFGRUGates(torch.autograd.Function):
         grad_rec[:, : 2 * H] = grad_proj[:, : 2 * H]
         grad_token = None
         if ctx.needs_input_grad[4]:
-            _add_table_grad(ctx.kaf.buffer, flat, t, grad_kaf)
+            _add_table_grad(ctx.kaf.buffer, u, grad_kaf)
             grad_token = grad_kaf.new_zeros(())
         return grad_proj, grad_rec, grad_h * z, None, grad_token
 

@@ -28,11 +28,11 @@ class GateFunction(Protocol):
     flexible gate, :class:`agents.cells.kaf.TabulatedKAF`). Without one the gates are
     ``sigmoid(s)``."""
 
-    def lookup(self, s: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """``(phi(s), phi'(s), where...)``: the values, their slope, and what :meth:`add_grad`
-        needs to know where they were looked up (two tensors)."""
+    def lookup(self, s: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(phi(s), phi'(s), where)``: the values, their slope, and where they were looked up
+        (what :meth:`add_grad` needs)."""
 
-    def add_grad(self, where_a: Tensor, where_b: Tensor, grad: Tensor) -> None:
+    def add_grad(self, where: Tensor, grad: Tensor) -> None:
         """Accumulate the gradient ``grad`` of ``phi``'s values at ``where`` for its parameters."""
 
 
@@ -81,9 +81,9 @@ class LSTMSequence(torch.autograd.Function):
             pre = torch.addmm(proj[t % chunk], h, w_hh_t)
             if phi is not None:  # flexible gates: sigmoid((phi(s) + s) / 2)
                 s = pre[:, : 3 * H]
-                value, *slope_where = phi.lookup(s)
+                value, slope, where = phi.lookup(s)
                 s.add_(value).mul_(0.5)
-                looked_up.append(slope_where)
+                looked_up.append((slope, where))
             # tanh(x) = 2 sigmoid(2x) - 1: one sigmoid call for all four blocks (on a CPU torch's
             # tanh costs about three sigmoids per element).
             pre[:, 3 * H :].mul_(2.0)
@@ -142,11 +142,11 @@ class LSTMSequence(torch.autograd.Function):
             gates = acts[t][:, : 3 * H]
             grad_gate.mul_(torch.addcmul(gates, gates, gates, value=-1.0))  # sigmoid' = s - s^2
             if looked_up:  # gate = sigmoid((phi(s) + s) / 2): d/d phi = sigmoid' / 2, d/ds = sigmoid' (1 + phi') / 2
-                slope, *where = looked_up[t]
+                slope, where = looked_up[t]
                 grad_gate.mul_(0.5)
                 torch.addcmul(grad_gate, grad_gate, slope, out=pre[:, : 3 * H])
                 if phi is not None:
-                    phi.add_grad(*where, grad_gate)
+                    phi.add_grad(where, grad_gate)
             torch.mul(grad_c * i, torch.addcmul(one, g, g, value=-1.0), out=pre[:, 3 * H :])
             grad_c = grad_c * f
             grad_h = pre @ weight_hh
