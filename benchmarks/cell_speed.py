@@ -9,8 +9,13 @@ per step, i.e. RL-like episodes of mean length 100), ``lstm`` with peepholes, an
 parameter count of the anchor (``=params``; the issue's NRU target is at equal parameter count).
 ``--equal-params`` sizes *every* cell that way.
 
-Timing is round-robin: each repeat times every row once, so a change of machine load during the
-run affects all rows alike and the ratios stay meaningful on a shared CPU.
+Each cell is timed with its anchor in a fresh Python process, round-robin (each repeat times
+both once), so a change of machine load affects both alike and the ratio stays meaningful on a
+shared CPU; the anchor's printed time is the median over its pairs. Each timed pass comes right
+after an untimed pass of the same module. Both rules keep one module from paying for the memory
+another left behind: glibc returns freed memory to the system and the next large allocation
+costs a page fault per 4 kB, which on this machine moved single rows by up to 2x when all rows
+shared a process.
 
     python benchmarks/cell_speed.py                 # full run (minutes on a laptop CPU)
     python benchmarks/cell_speed.py --quick         # small shapes, 5 repeats: a smoke run
@@ -20,7 +25,9 @@ run affects all rows alike and the ratios stay meaningful on a shared CPU.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -115,6 +122,7 @@ def measure(rows: list[Row], shape: Shape, device: torch.device, repeats: int, w
     times: dict[str, list[float]] = {row.label: [] for row in rows}
     for r in range(warmup + repeats):
         for row in rows:
+            passes[row.label]()  # untimed: the timed pass starts from this row's own memory state
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             start = time.perf_counter()
@@ -131,6 +139,20 @@ def measure(rows: list[Row], shape: Shape, device: torch.device, repeats: int, w
         }
         for row in rows
     }
+
+
+def measure_pair(argv: list[str] | None, shape_index: int, row_index: int) -> dict[str, dict]:
+    """:func:`measure` of one row and its anchor, round-robin, in a fresh Python process.
+
+    In one process timing every row, each row's speed depended on what ran before it: the
+    heap that other cells and the longer shape leave behind (fragmented, mostly returned to the
+    system) slowed the per-step cells by up to 2x, unevenly and differently from run to run.
+    A cell with its anchor alone in a process is what a training run looks like."""
+    args = sys.argv[1:] if argv is None else argv
+    command = [sys.executable, str(Path(__file__).resolve()), *args,
+               "--pair", str(shape_index), str(row_index)]
+    done = subprocess.run(command, stdout=subprocess.PIPE, check=True, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def importable(names: list[str]) -> tuple[list[str], list[str]]:
@@ -156,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch intra-op threads (default: torch's choice; 1 is steadier on a busy CPU)")
+    parser.add_argument("--pair", type=int, nargs=2, default=None, help=argparse.SUPPRESS)  # internal: shape, row -> JSON
     args = parser.parse_args(argv)
     for name in args.cells or []:
         if name not in CELLS:
@@ -184,25 +207,44 @@ def main(argv: list[str] | None = None) -> int:
         shapes = [Shape(100, 16, 1, 32), Shape(30, 16, 16, 32)]
     else:
         shapes = [Shape(784, 64, 1, 128), Shape(100, 64, 64, 128)]
+    if args.pair is not None:
+        shape, row = shapes[args.pair[0]], rows[args.pair[1]]
+        anchor = next(r for r in rows if r.label == row.anchor)
+        print(json.dumps(measure([anchor, row] if row is not anchor else [row], shape, device, repeats, args.warmup)))
+        return 0
     print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, "
-          f"median of {repeats} forward+backward passes after {args.warmup} warm-up rounds"
+          f"median of {repeats} forward+backward passes after {args.warmup} warm-up rounds, "
+          "each cell with its anchor in a fresh process"
           + (", every cell at the anchor's parameter count" if args.equal_params else ""))
     for line in skipped:
         print(f"skipped {line}")
-    results = []
-    for shape in shapes:
-        print(f"timing {shape} ...", file=sys.stderr, flush=True)
-        results.append(measure(rows, shape, device, repeats, args.warmup))
+    results = []  # per shape: label -> {ms, params, hidden, ratio}
+    for shape_index, shape in enumerate(shapes):
+        res: dict[str, dict] = {}
+        anchor_ms: dict[str, list[float]] = {}
+        for row_index, row in enumerate(rows):
+            if row.name.startswith("nn."):
+                continue
+            print(f"timing {row.label} at {shape} ...", file=sys.stderr, flush=True)
+            pair = measure_pair(argv, shape_index, row_index)
+            res[row.label] = dict(pair[row.label], ratio=pair[row.label]["ms"] / pair[row.anchor]["ms"])
+            anchor_ms.setdefault(row.anchor, []).append(pair[row.anchor]["ms"])
+            res.setdefault(row.anchor, pair[row.anchor])
+        for label, times in anchor_ms.items():  # the anchors: median over their pairs
+            res[label] = dict(res[label], ms=statistics.median(times), ratio=1.0)
+        results.append(res)
 
     header = "| cell | anchor |" + "".join(f" {s}: H | params | ms | ratio |" for s in shapes)
     print()
     print(header)
     print("|" + "---|" * (2 + 4 * len(shapes)))
     for row in rows:
+        if row.label not in results[0]:  # an anchor no cell is paired with
+            continue
         cells = [row.label, row.anchor if not row.name.startswith("nn.") else "-"]
         for res in results:
-            r, a = res[row.label], res[row.anchor]
-            cells += [str(r["hidden"]), f"{r['params']:,}", f"{r['ms']:.1f}", f"{r['ms'] / a['ms']:.2f}x"]
+            r = res[row.label]
+            cells += [str(r["hidden"]), f"{r['params']:,}", f"{r['ms']:.1f}", f"{r['ratio']:.2f}x"]
         print("| " + " | ".join(cells) + " |")
     return 0
 
