@@ -111,10 +111,11 @@ def _run_cut(rnn: nn.RNNBase, inputs: Tensor, state: State, resets: Tensor) -> t
     one kernel call per piece, the resetting samples zeroed between pieces."""
     starts = [0] + resets.any(1).nonzero().flatten().tolist()
     sizes = [b - a for a, b in zip(starts, starts[1:] + [inputs.shape[0]])]
+    zeros = map_state(torch.zeros_like, state)
     outs = []
     for start, piece in zip(starts, torch.split(inputs, sizes)):
         if start > 0:
-            state = reset_state(state, resets[start], map_state(torch.zeros_like, state))
+            state = reset_state(state, resets[start], zeros)
         out, state = _call_kernel(rnn, piece, state)
         outs.append(out)
     return torch.cat(outs), state

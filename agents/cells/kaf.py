@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from agents.cells.base import RecurrentCell, check_inputs, reset_state
-from agents.cells.lstm_sequence import LSTMSequence, ifog_rows
+from agents.cells.lstm_sequence import run_lstm_sequence
 from memenvs.core import check_choice, check_float, check_int
 
 KAF_INITS = ("identity", "random")
@@ -412,12 +412,6 @@ class KAFLSTMCell(_KAFCell):
     num_chunks = 4
     num_flexible = 3
 
-    def _weights(self) -> tuple[Tensor, Tensor, Tensor]:
-        """Rows reordered from ``(i, f, g, o)`` to ``(i, f, o, g)`` (once per forward), so the
-        three flexible gates are one contiguous block; ``bias_hh`` folded into the input bias."""
-        order = ifog_rows(self.hidden_size, self.weight_ih.device)
-        return self.weight_ih[order], (self.bias_ih + self.bias_hh)[order], self.weight_hh[order]
-
     def forward(self, inputs: Tensor, state=None, resets: Tensor | None = None):
         """The shared contract (see :mod:`agents.cells.base`): the whole sequence as one autograd
         node (:class:`agents.cells.lstm_sequence.LSTMSequence` with the KAF in the gates)."""
@@ -425,11 +419,8 @@ class KAFLSTMCell(_KAFCell):
         h, c = self.initial_state(inputs.shape[1], inputs.device) if state is None else state
         if inputs.shape[0] == 0:
             return inputs.new_empty(0, inputs.shape[1], self.hidden_size), (h, c)
-        weight_ih, bias, weight_hh = self._weights()
-        # The initial state is zeros, so an episode start multiplies the state by 0.
-        keep = None if resets is None else (~resets.bool()).unsqueeze(-1).to(inputs.dtype)
         kaf = self.kaf.tabulate()
-        out, c = LSTMSequence.apply(inputs, weight_ih, bias, h, c, weight_hh, keep, None, kaf, kaf.token)
+        out, c = run_lstm_sequence(self, inputs, h, c, resets, phi=kaf, token=kaf.token)
         return out, (out[-1], c)
 
     def step(self, x: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, tuple[Tensor, Tensor]]:

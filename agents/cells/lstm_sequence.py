@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Protocol
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 
@@ -34,6 +34,20 @@ class GateFunction(Protocol):
 
     def add_grad(self, where: Tensor, grad: Tensor) -> None:
         """Accumulate the gradient ``grad`` of ``phi``'s values at ``where`` for its parameters."""
+
+
+def run_lstm_sequence(
+    cell: nn.Module, inputs: Tensor, h: Tensor, c: Tensor, resets: Tensor | None,
+    mix: Tensor | None = None, phi: GateFunction | None = None, token: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    """:class:`LSTMSequence` for a ``cell`` holding ``weight_ih``, ``weight_hh``, ``bias_ih`` and
+    ``bias_hh`` in ``nn.LSTM``'s layout and gate order: the rows reordered to ``(i, f, o, g)``,
+    the two biases summed, and ``resets [T, B]`` turned into ``keep`` (the cell's initial state
+    must be zeros). Returns ``(out [T, B, H], c_T)``."""
+    order = ifog_rows(cell.weight_hh.shape[1], inputs.device)
+    bias = (cell.bias_ih + cell.bias_hh)[order]
+    keep = None if resets is None else (~resets.bool()).unsqueeze(-1).to(inputs.dtype)
+    return LSTMSequence.apply(inputs, cell.weight_ih[order], bias, h, c, cell.weight_hh[order], keep, mix, phi, token)
 
 
 class LSTMSequence(torch.autograd.Function):

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from agents.cells.base import RecurrentCell, check_inputs
-from agents.cells.lstm_sequence import LSTMSequence, ifog_rows
+from agents.cells.lstm_sequence import run_lstm_sequence
 from memenvs.core import check_bool, check_float
 
 TimeGatedState = tuple[Tensor, Tensor, Tensor]
@@ -106,11 +106,7 @@ class TimeGatedLSTM(RecurrentCell):
         self.gate_openness = gates.expand(steps, batch, self.hidden_size)
         updates = self.is_update(times.detach(), gates.detach()).sum().to(gates.dtype)
         self.update_count = updates / times.shape[1]  # per sequence: averaged over the batch
-        order = ifog_rows(self.hidden_size, inputs.device)
-        bias = (self.bias_ih + self.bias_hh)[order]
-        # The initial state is zeros, so an episode start multiplies the state by 0.
-        keep = None if resets is None else (~resets.bool()).unsqueeze(-1).to(inputs.dtype)
-        out, c = LSTMSequence.apply(inputs, self.weight_ih[order], bias, h, c, self.weight_hh[order], keep, gates, None, None)
+        out, c = run_lstm_sequence(self, inputs, h, c, resets, mix=gates)
         return out, (out[-1], c, (times[-1] + 1).expand(batch).clone())
 
 
