@@ -9,7 +9,7 @@ LSTM and :class:`KAFGRUCell` for the z, r gates of a GRU.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -72,72 +72,121 @@ class _CubicLookup(torch.autograd.Function):
         u, slope = ctx.saved_tensors
         grad_token = None
         if ctx.needs_input_grad[2]:
-            _add_table_grad(ctx.buffer, u, grad)
+            _add_table_grad(ctx.buffer, u.clone(), grad.clone())  # clones: it overwrites both
             grad_token = grad.new_zeros(())
         return grad * slope, None, grad_token, None, None, None
 
 
-def _lookup(s: Tensor, table: Tensor, lo: float, step: float) -> tuple[Tensor, Tensor, Tensor]:
+def _lookup(s: Tensor, table: Tensor, lo: float, step: float, scratch: dict | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """Evaluate the cubic table at ``s [B, N]``: ``(value, slope, u)``, the last two for backward
     (``slope = dvalue/ds``; ``u`` the table coordinate, which holds both the row and the local
-    coordinate: 4 bytes per element where the two would take 8)."""
-    u = torch.mul(s, 1.0 / step).add_(1.0 - lo / step).clamp_(0.0, table.shape[2] - 1)
-    t, flat = _rows(u, table.shape[2])
+    coordinate: 4 bytes per element where the two would take 8). With a ``scratch`` dict the
+    temporaries, ``value`` included, live in buffers that the next lookup reuses (see
+    :func:`_buffer`)."""
+    shift = _constant(scratch, 1.0 - lo / step, s)
+    u = torch.add(shift, s, alpha=1.0 / step).clamp_(0.0, table.shape[2] - 1)
+    t, flat = _rows(u, table.shape[2], torch.int32, scratch)
     # Coefficient-major table [4, N, rows]: one gather gives each coefficient contiguous.
-    c0, c1, c2, c3 = table.view(4, -1).index_select(1, flat.reshape(-1)).view(4, *s.shape).unbind(0)
-    # Horner for the value; the slope dp/ds = (c1 + 2 c2 t + 3 c3 t^2) / step for backward.
-    slope = torch.addcmul(c1, torch.addcmul(c2, c3, t, value=1.5), t, value=2.0).mul_(1.0 / step)
-    value = torch.addcmul(c0, torch.addcmul(c1, torch.addcmul(c2, c3, t), t), t)
+    gathered = _buffer(scratch, "gathered", (4, *s.shape), table.dtype, s.device)
+    torch.index_select(table.view(4, -1), 1, flat.view(-1), out=gathered.view(4, -1))
+    c0, c1, c2, c3 = gathered.unbind(0)
+    # The slope dp/ds = (c1 + 2 c2 t + 3 c3 t^2) / step for backward; then Horner for the value,
+    # in place in the gathered coefficients.
+    inner = torch.addcmul(c2, c3, t, value=1.5, out=_buffer(scratch, "inner", s.shape, s.dtype, s.device))
+    slope = torch.addcmul(c1, inner, t, value=2.0).mul_(1.0 / step)
+    value = c0.addcmul_(c1.addcmul_(c2.addcmul_(c3, t), t), t)
     return value, slope, u
 
 
-def _rows(u: Tensor, rows: int) -> tuple[Tensor, Tensor]:
-    """``(t, flat)`` for table coordinates ``u [..., N]``: the local coordinate ``t = u - floor(u)``
-    and the int32 row ``n * rows + floor(u)`` of unit ``n``'s table."""
-    j = u.floor()
-    t = u - j
-    # Formed in floating point (exact below 2**24 rows); int32: index_select and index_add_
-    # are markedly faster with it on a CPU than with int64.
-    flat = j.add_(torch.arange(u.shape[-1], device=u.device, dtype=u.dtype), alpha=rows).to(torch.int32)
-    return t, flat
+def _rows(u: Tensor, rows: int, dtype: torch.dtype, scratch: dict | None = None) -> tuple[Tensor, Tensor]:
+    """``(t, flat)`` for table coordinates ``u [..., N]`` (``u >= 0``): the local coordinate
+    ``t = u - floor(u)`` and the row ``n * rows + floor(u)`` of unit ``n``'s table, as ``dtype``:
+    int32 for ``index_select`` (markedly faster with it on a CPU), int64 for ``scatter_add_``."""
+    t = torch.frac(u, out=_buffer(scratch, "t", u.shape, u.dtype, u.device))
+    return t, _flat_rows(u, rows, dtype, scratch)
 
 
-def _add_table_grad(buffer: Tensor, u: Tensor, grad: Tensor) -> None:
+def _flat_rows(u: Tensor, rows: int, dtype: torch.dtype, scratch: dict | None = None) -> Tensor:
+    """The row ``n * rows + floor(u)`` of unit ``n``'s table for table coordinates ``u [..., N]``."""
+    flat = _buffer(scratch, "flat", u.shape, dtype, u.device).copy_(u)  # truncation: floor for u >= 0
+    key = ("offsets", u.shape[-1], rows, dtype)
+    offsets = None if scratch is None else scratch.get(key)
+    if offsets is None:
+        offsets = torch.arange(0, u.shape[-1] * rows, rows, device=u.device, dtype=dtype)
+        if scratch is not None:
+            scratch[key] = offsets
+    return flat.add_(offsets)
+
+
+def _add_table_grad(buffer: Tensor, u: Tensor, grad: Tensor, scratch: dict | None = None) -> None:
     """Add the gradient of the values looked up at table coordinates ``u`` (``grad``, shaped like
-    ``u``) to the table gradient ``buffer``: ``d value / d (c0, c1, c2, c3) = (1, t, t^2, t^3)``."""
-    t, flat = _rows(u, buffer.shape[2])
-    # One 1-D index_add_ per coefficient into the coefficient-major buffer: on a CPU several times
-    # faster than scatter_add_ (which also needs int64 indices) and than interleaving the four
-    # into rows and adding once.
-    where, t = flat.reshape(-1), t.reshape(-1)
-    grad_power = grad.reshape(-1)
+    ``u``) to the table gradient ``buffer``: ``d value / d (c0, c1, c2, c3) = (1, t, t^2, t^3)``.
+    Overwrites ``u`` and ``grad``. Cheapest per element when they hold many steps at once."""
+    where = _flat_rows(u, buffer.shape[2], torch.int64, scratch).view(-1)
+    t, grad_power = u.frac_().view(-1), grad.view(-1)
+    # One 1-D scatter_add_ per coefficient into the coefficient-major buffer: on a CPU faster
+    # per element than index_add_, and several times faster than adding the four interleaved.
     for k in range(4):
-        buffer[k].view(-1).index_add_(0, where, grad_power)
+        buffer[k].view(-1).scatter_add_(0, where, grad_power)
         if k < 3:
-            grad_power = grad_power * t if k == 0 else grad_power.mul_(t)
+            grad_power.mul_(t)
 
 
-class _TableSink(torch.autograd.Function):
-    """Collects the lookups' gradients for a table and passes them on, once per sequence.
+def _buffer(scratch: dict | None, name: str, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
+    """An uninitialised tensor for a temporary: fresh without ``scratch``, else the one this
+    ``scratch`` dict keeps for ``(name, shape, dtype)``. Reusing temporaries across the steps of
+    a sequence matters on a CPU: most are about 100 kB, and glibc hands such blocks back to the
+    system when they are freed at the top of its heap, so a fresh one page-faults on every 4 kB
+    each step (a third of the time of a KAF-LSTM step here)."""
+    if scratch is None:
+        return torch.empty(shape, dtype=dtype, device=device)
+    key = (name, tuple(shape), dtype)
+    if key not in scratch:
+        scratch[key] = torch.empty(shape, dtype=dtype, device=device)
+    return scratch[key]
+
+
+def _constant(scratch: dict | None, value: float, like: Tensor) -> Tensor:
+    """``value`` as a 0-d tensor like ``like`` (kept in ``scratch``): ``torch.add(c, s, alpha=a)``
+    computes ``a s + c`` in one call where a Python scalar would take two."""
+    key = ("constant", value, like.dtype)
+    if scratch is None or key not in scratch:
+        constant = torch.tensor(value, dtype=like.dtype, device=like.device)
+        if scratch is None:
+            return constant
+        scratch[key] = constant
+    return scratch[key]
+
+
+class _Tabulate(torch.autograd.Function):
+    """``(alpha [N, D], basis [4, D, rows], buffer [4, N, rows]) -> (table, token)``: the cubic
+    tables of all units, ``table[k] = alpha @ basis[k]`` (the tables are linear in ``alpha``;
+    ``basis`` holds those of the ``D`` single kernels), and a 0-d ``token`` that carries the
+    lookups' gradient back to ``alpha``.
 
     Returning a dense table-sized gradient from every step's lookup would allocate, fill and
-    sum one ``[N, rows, 4]`` tensor per step (slower than the LSTM step itself on a CPU).
-    Instead every lookup takes this node's 0-d output ``token`` as an input and adds its
-    gradient into a shared ``buffer``; autograd runs this node's backward only after all of
-    them (it waits for every gradient of ``token``), and it hands the sum to the table.
+    sum one table-sized tensor per step (slower than the LSTM step itself on a CPU). Instead
+    every lookup takes ``token`` as an input and adds its gradient into the shared ``buffer``;
+    autograd runs this node's backward only after all of them (it waits for every gradient of
+    ``token``), and it maps the sum to ``alpha`` with one matmul. ``table`` itself is not
+    differentiable.
     """
 
     @staticmethod
-    def forward(ctx, table: Tensor, buffer: Tensor) -> Tensor:
+    def forward(ctx, alpha: Tensor, basis: Tensor, buffer: Tensor) -> tuple[Tensor, Tensor]:
+        ctx.save_for_backward(basis)
         ctx.buffer = buffer
-        return table.new_zeros(())
+        table = torch.matmul(alpha, basis)
+        ctx.mark_non_differentiable(table)
+        return table, alpha.new_zeros(())
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, _grad: Tensor) -> tuple[Tensor, None]:
-        total = ctx.buffer.clone()
+    def backward(ctx, _grad_table: Tensor, _grad_token: Tensor) -> tuple[Tensor, None, None]:
+        (basis,) = ctx.saved_tensors
+        grad_alpha = torch.matmul(ctx.buffer, basis.transpose(1, 2)).sum(0)  # sum_k buffer[k] @ basis[k]^T
         ctx.buffer.zero_()  # ready for another backward through a retained graph
-        return total, None
+        return grad_alpha, None, None
 
 
 @dataclass(frozen=True)
@@ -145,7 +194,7 @@ class TabulatedKAF:
     """A KAF tabulated for one forward (see :meth:`KAF.tabulate`); call it like the KAF.
 
     ``table [4, N, rows]`` holds the cubic coefficients (detached); gradients for them go into
-    ``buffer`` and reach ``alpha`` through ``token`` when autograd reaches :class:`_TableSink`.
+    ``buffer`` and reach ``alpha`` through ``token`` when autograd reaches :class:`_Tabulate`.
     """
 
     table: Tensor
@@ -153,19 +202,23 @@ class TabulatedKAF:
     buffer: Tensor
     lo: float
     step: float
+    scratch: dict = field(default_factory=dict, repr=False, compare=False)  # see _buffer
 
     def __call__(self, s: Tensor) -> Tensor:
         return _CubicLookup.apply(s, self.table, self.token, self.buffer, self.lo, self.step)
 
     def lookup(self, s: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``(value, slope, u)`` at ``s`` without autograd, for a hand-written backward (the
-        :class:`agents.cells.lstm_sequence.GateFunction` protocol; see :func:`_lookup`)."""
-        return _lookup(s, self.table, self.lo, self.step)
+        :class:`agents.cells.lstm_sequence.GateFunction` protocol; see :func:`_lookup`).
+        ``value`` lives in a buffer that the next lookup overwrites."""
+        return _lookup(s, self.table, self.lo, self.step, self.scratch)
 
-    def add_grad(self, u: Tensor, grad: Tensor) -> None:
-        """Add the gradient of values looked up at table coordinates ``u`` (from :meth:`lookup`)
-        to the table's (see :func:`_add_table_grad`)."""
-        _add_table_grad(self.buffer, u, grad)
+    def add_grad(self, where: list[Tensor], grad: Tensor) -> None:
+        """Add the gradient ``grad [n, ...]`` of the values looked up at the table coordinates
+        ``where`` (``n`` results of :meth:`lookup`) to the table's (see :func:`_add_table_grad`).
+        Overwrites ``grad``."""
+        u = torch.stack(where, out=_buffer(self.scratch, "where", grad.shape, grad.dtype, grad.device))
+        _add_table_grad(self.buffer, u, grad, self.scratch)
 
 
 class _KAFGRUGates(torch.autograd.Function):
@@ -210,7 +263,7 @@ class _KAFGRUGates(torch.autograd.Function):
         grad_rec[:, : 2 * H] = grad_proj[:, : 2 * H]
         grad_token = None
         if ctx.needs_input_grad[4]:
-            _add_table_grad(ctx.kaf.buffer, u, grad_kaf)
+            _add_table_grad(ctx.kaf.buffer, u.clone(), grad_kaf)  # u is saved: a retained graph reuses it
             grad_token = grad_kaf.new_zeros(())
         return grad_proj, grad_rec, grad_h * z, None, grad_token
 
@@ -280,6 +333,7 @@ class KAF(nn.Module):
         else:
             alpha = 0.8 * torch.randn(self.num_features, self.dict_size)
         self.alpha = nn.Parameter(alpha.clone())
+        self._basis: dict[tuple[torch.dtype, torch.device], Tensor] = {}  # see table_basis
 
     def reset_alpha(self) -> None:
         """Re-run the identity fit in float64 and store it in ``alpha``'s dtype (use after
@@ -295,20 +349,27 @@ class KAF(nn.Module):
 
     def tabulate(self) -> TabulatedKAF:
         """The interpolated KAF for the current ``alpha`` (build it once per forward)."""
-        nodes = self.table_lo + self.table_step * torch.arange(
-            self.num_nodes, device=self.alpha.device, dtype=self.alpha.dtype
-        )
-        grid = self.grid.to(nodes.dtype)
-        kernel = gaussian_kernel(nodes, grid, self.gamma)  # [G, D]
-        slope_kernel = kernel * (nodes.unsqueeze(-1) - grid) * (-2.0 * self.gamma * self.table_step)
-        values, slopes = self.alpha @ kernel.t(), self.alpha @ slope_kernel.t()  # [N, G] each
-        # Cubic Hermite on each interval [node j, node j+1] in t in [0, 1).
-        v0, v1, m0, m1 = values[:, :-1], values[:, 1:], slopes[:, :-1], slopes[:, 1:]
-        cubic = torch.stack([v0, m0, 3 * (v1 - v0) - 2 * m0 - m1, 2 * (v0 - v1) + m0 + m1])  # [4, N, G-1]
-        table = F.pad(cubic, (1, 1))  # zero rows: the function outside the table
-        buffer = torch.zeros_like(table)
-        token = _TableSink.apply(table, buffer)
-        return TabulatedKAF(table.detach(), token, buffer, self.table_lo, self.table_step)
+        basis = self.table_basis(self.alpha.dtype, self.alpha.device)
+        buffer = self.alpha.new_zeros(4, self.num_features, basis.shape[2])
+        table, token = _Tabulate.apply(self.alpha, basis, buffer)
+        return TabulatedKAF(table, token, buffer, self.table_lo, self.table_step)
+
+    def table_basis(self, dtype: torch.dtype, device: torch.device) -> Tensor:
+        """``[4, D, rows]``: the cubic table of each single kernel ``exp(-gamma (s - grid_d)^2)``,
+        computed in float64 and kept per dtype and device (it depends on the hyper-parameters
+        only). Row ``j`` holds the cubic Hermite interpolant on ``[node j-1, node j]`` in the
+        local coordinate ``t in [0, 1)``, from the kernel's values and slopes at both nodes; the
+        first and last rows are zero (the function outside the table)."""
+        key = (dtype, torch.device(device))
+        if key not in self._basis:
+            nodes = self.table_lo + self.table_step * torch.arange(self.num_nodes, dtype=torch.float64)
+            grid = torch.linspace(-self.boundary, self.boundary, self.dict_size, dtype=torch.float64)
+            kernel = gaussian_kernel(nodes, grid, self.gamma).t()  # [D, G]
+            slopes = kernel * (nodes - grid.unsqueeze(-1)) * (-2.0 * self.gamma * self.table_step)  # per unit t
+            v0, v1, m0, m1 = kernel[:, :-1], kernel[:, 1:], slopes[:, :-1], slopes[:, 1:]
+            cubic = torch.stack([v0, m0, 3 * (v1 - v0) - 2 * m0 - m1, 2 * (v0 - v1) + m0 + m1])  # [4, D, G-1]
+            self._basis[key] = F.pad(cubic, (1, 1)).to(device=device, dtype=dtype)
+        return self._basis[key]
 
     def extra_repr(self) -> str:
         return (

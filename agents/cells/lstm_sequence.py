@@ -29,11 +29,12 @@ class GateFunction(Protocol):
     ``sigmoid(s)``."""
 
     def lookup(self, s: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """``(phi(s), phi'(s), where)``: the values, their slope, and where they were looked up
-        (what :meth:`add_grad` needs)."""
+        """``(phi(s), phi'(s), where)`` for one step's ``s [B, N]``: the values (valid until the
+        next lookup), their slope, and where they were looked up (what :meth:`add_grad` needs)."""
 
-    def add_grad(self, where: Tensor, grad: Tensor) -> None:
-        """Accumulate the gradient ``grad`` of ``phi``'s values at ``where`` for its parameters."""
+    def add_grad(self, where: list[Tensor], grad: Tensor) -> None:
+        """Accumulate for ``phi``'s parameters the gradient ``grad [n, B, N]`` of its values at
+        ``where``, the lookups of ``n`` consecutive steps (``grad`` may be overwritten)."""
 
 
 def run_lstm_sequence(
@@ -130,6 +131,8 @@ class LSTMSequence(torch.autograd.Function):
         I = inputs.shape[2]
         chunk = _chunk_steps(B, H)
         grad_pre = grad_out.new_empty(min(chunk, T), B, 4 * H)  # one chunk of steps at a time
+        if phi is not None:  # and the gradient of phi's values, added to its parameters per chunk
+            grad_phi = grad_out.new_empty(min(chunk, T), B, 3 * H)
         grad_inputs = grad_out.new_empty(T, B, I) if needs[0] else None
         grad_w_ih, grad_bias, grad_w_hh = (torch.zeros_like(w) for w in (weight_ih, weight_ih[:, 0], weight_hh))
         if mix is not None:  # d loss / d k_t = grad h_t (h~ - h) + grad c_t (c~ - c)
@@ -149,18 +152,15 @@ class LSTMSequence(torch.autograd.Function):
             # d loss / d c~ in total: from the next step's c and through h~ = o tanh(c~).
             grad_c = torch.addcmul(grad_c, grad_h * o, torch.addcmul(one, tanh_c, tanh_c, value=-1.0))
             pre = grad_pre[t % chunk]
-            grad_gate = pre[:, : 3 * H] if not looked_up else grad_out.new_empty(B, 3 * H)
+            grad_gate = pre[:, : 3 * H] if phi is None else grad_phi[t % chunk]
             torch.mul(grad_c, g, out=grad_gate[:, :H])  # i
             torch.mul(grad_c, c, out=grad_gate[:, H : 2 * H])  # f
             torch.mul(grad_h, tanh_c, out=grad_gate[:, 2 * H :])  # o
             gates = acts[t][:, : 3 * H]
             grad_gate.mul_(torch.addcmul(gates, gates, gates, value=-1.0))  # sigmoid' = s - s^2
             if looked_up:  # gate = sigmoid((phi(s) + s) / 2): d/d phi = sigmoid' / 2, d/ds = sigmoid' (1 + phi') / 2
-                slope, where = looked_up[t]
                 grad_gate.mul_(0.5)
-                torch.addcmul(grad_gate, grad_gate, slope, out=pre[:, : 3 * H])
-                if phi is not None:
-                    phi.add_grad(where, grad_gate)
+                torch.addcmul(grad_gate, grad_gate, looked_up[t][0], out=pre[:, : 3 * H])
             torch.mul(grad_c * i, torch.addcmul(one, g, g, value=-1.0), out=pre[:, 3 * H :])
             grad_c = grad_c * f
             grad_h = pre @ weight_hh
@@ -170,6 +170,8 @@ class LSTMSequence(torch.autograd.Function):
                 grad_h, grad_c = grad_h * keep[t], grad_c * keep[t]
             if t % chunk == 0:  # the chunk of steps [t, t + n) is complete: its weight gradients
                 n = min(chunk, T - t)
+                if phi is not None:
+                    phi.add_grad([where for _, where in looked_up[t : t + n]], grad_phi[:n])
                 g_pre = grad_pre[:n].view(n * B, 4 * H)
                 grad_w_ih.addmm_(g_pre.t(), inputs[t : t + n].reshape(n * B, I))
                 grad_bias.add_(g_pre.sum(0))
