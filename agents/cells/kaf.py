@@ -72,19 +72,22 @@ class _CubicLookup(torch.autograd.Function):
         u, slope = ctx.saved_tensors
         grad_token = None
         if ctx.needs_input_grad[2]:
-            _add_table_grad(ctx.buffer, u.clone(), grad.clone())  # clones: it overwrites both
+            _add_table_grad(ctx.buffer, u, grad.clone())  # a clone: it overwrites the gradient
             grad_token = grad.new_zeros(())
         return grad * slope, None, grad_token, None, None, None
 
 
-def _lookup(s: Tensor, table: Tensor, lo: float, step: float, scratch: dict | None = None) -> tuple[Tensor, Tensor, Tensor]:
+def _lookup(
+    s: Tensor, table: Tensor, lo: float, step: float, scratch: dict | None = None,
+    slope: Tensor | None = None, u: Tensor | None = None,
+) -> tuple[Tensor, Tensor, Tensor]:
     """Evaluate the cubic table at ``s [B, N]``: ``(value, slope, u)``, the last two for backward
     (``slope = dvalue/ds``; ``u`` the table coordinate, which holds both the row and the local
-    coordinate: 4 bytes per element where the two would take 8). With a ``scratch`` dict the
-    temporaries, ``value`` included, live in buffers that the next lookup reuses (see
-    :func:`_buffer`)."""
+    coordinate: 4 bytes per element where the two would take 8). ``slope`` and ``u`` are written
+    into the given tensors, if any. With a ``scratch`` dict the temporaries, ``value`` included,
+    live in buffers that the next lookup reuses (see :func:`_buffer`)."""
     shift = _constant(scratch, 1.0 - lo / step, s)
-    u = torch.add(shift, s, alpha=1.0 / step).clamp_(0.0, table.shape[2] - 1)
+    u = torch.add(shift, s, alpha=1.0 / step, out=u).clamp_(0.0, table.shape[2] - 1)
     t, flat = _rows(u, table.shape[2], torch.int32, scratch)
     # Coefficient-major table [4, N, rows]: one gather gives each coefficient contiguous.
     gathered = _buffer(scratch, "gathered", (4, *s.shape), table.dtype, s.device)
@@ -93,7 +96,7 @@ def _lookup(s: Tensor, table: Tensor, lo: float, step: float, scratch: dict | No
     # The slope dp/ds = (c1 + 2 c2 t + 3 c3 t^2) / step for backward; then Horner for the value,
     # in place in the gathered coefficients.
     inner = torch.addcmul(c2, c3, t, value=1.5, out=_buffer(scratch, "inner", s.shape, s.dtype, s.device))
-    slope = torch.addcmul(c1, inner, t, value=2.0).mul_(1.0 / step)
+    slope = torch.addcmul(c1, inner, t, value=2.0, out=slope).mul_(1.0 / step)
     value = c0.addcmul_(c1.addcmul_(c2.addcmul_(c3, t), t), t)
     return value, slope, u
 
@@ -121,9 +124,9 @@ def _flat_rows(u: Tensor, rows: int, dtype: torch.dtype, scratch: dict | None = 
 def _add_table_grad(buffer: Tensor, u: Tensor, grad: Tensor, scratch: dict | None = None) -> None:
     """Add the gradient of the values looked up at table coordinates ``u`` (``grad``, shaped like
     ``u``) to the table gradient ``buffer``: ``d value / d (c0, c1, c2, c3) = (1, t, t^2, t^3)``.
-    Overwrites ``u`` and ``grad``. Cheapest per element when they hold many steps at once."""
-    where = _flat_rows(u, buffer.shape[2], torch.int64, scratch).view(-1)
-    t, grad_power = u.frac_().view(-1), grad.view(-1)
+    Overwrites ``grad``. Cheapest per element when ``u`` holds many steps at once."""
+    t, where = _rows(u, buffer.shape[2], torch.int64, scratch)
+    where, t, grad_power = where.view(-1), t.view(-1), grad.view(-1)
     # One 1-D scatter_add_ per coefficient into the coefficient-major buffer: on a CPU faster
     # per element than index_add_, and several times faster than adding the four interleaved.
     for k in range(4):
@@ -207,18 +210,18 @@ class TabulatedKAF:
     def __call__(self, s: Tensor) -> Tensor:
         return _CubicLookup.apply(s, self.table, self.token, self.buffer, self.lo, self.step)
 
-    def lookup(self, s: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """``(value, slope, u)`` at ``s`` without autograd, for a hand-written backward (the
-        :class:`agents.cells.lstm_sequence.GateFunction` protocol; see :func:`_lookup`).
-        ``value`` lives in a buffer that the next lookup overwrites."""
-        return _lookup(s, self.table, self.lo, self.step, self.scratch)
+    def lookup(self, s: Tensor, slope: Tensor, where: Tensor) -> Tensor:
+        """The values at ``s`` without autograd, for a hand-written backward (the
+        :class:`agents.cells.lstm_sequence.GateFunction` protocol; see :func:`_lookup`): the
+        slope goes into ``slope``, the table coordinates into ``where``, and the values live in
+        a buffer that the next lookup overwrites."""
+        return _lookup(s, self.table, self.lo, self.step, self.scratch, slope, where)[0]
 
-    def add_grad(self, where: list[Tensor], grad: Tensor) -> None:
-        """Add the gradient ``grad [n, ...]`` of the values looked up at the table coordinates
-        ``where`` (``n`` results of :meth:`lookup`) to the table's (see :func:`_add_table_grad`).
-        Overwrites ``grad``."""
-        u = torch.stack(where, out=_buffer(self.scratch, "where", grad.shape, grad.dtype, grad.device))
-        _add_table_grad(self.buffer, u, grad, self.scratch)
+    def add_grad(self, where: Tensor, grad: Tensor) -> None:
+        """Add the gradient ``grad`` of the values looked up at the table coordinates ``where``
+        (from :meth:`lookup`, any shape ``[..., N]``) to the table's (see
+        :func:`_add_table_grad`). Overwrites ``grad``."""
+        _add_table_grad(self.buffer, where, grad, self.scratch)
 
 
 class _KAFGRUGates(torch.autograd.Function):
@@ -263,7 +266,7 @@ class _KAFGRUGates(torch.autograd.Function):
         grad_rec[:, : 2 * H] = grad_proj[:, : 2 * H]
         grad_token = None
         if ctx.needs_input_grad[4]:
-            _add_table_grad(ctx.kaf.buffer, u.clone(), grad_kaf)  # u is saved: a retained graph reuses it
+            _add_table_grad(ctx.kaf.buffer, u, grad_kaf)
             grad_token = grad_kaf.new_zeros(())
         return grad_proj, grad_rec, grad_h * z, None, grad_token
 

@@ -28,13 +28,14 @@ class GateFunction(Protocol):
     flexible gate, :class:`agents.cells.kaf.TabulatedKAF`). Without one the gates are
     ``sigmoid(s)``."""
 
-    def lookup(self, s: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """``(phi(s), phi'(s), where)`` for one step's ``s [B, N]``: the values (valid until the
-        next lookup), their slope, and where they were looked up (what :meth:`add_grad` needs)."""
+    def lookup(self, s: Tensor, slope: Tensor, where: Tensor) -> Tensor:
+        """``phi(s)`` for one step's ``s [B, N]`` (valid until the next lookup); writes
+        ``phi'(s)`` into ``slope`` and where the values were looked up into ``where`` (a tensor
+        like ``s``, what :meth:`add_grad` takes)."""
 
-    def add_grad(self, where: list[Tensor], grad: Tensor) -> None:
+    def add_grad(self, where: Tensor, grad: Tensor) -> None:
         """Accumulate for ``phi``'s parameters the gradient ``grad [n, B, N]`` of its values at
-        ``where``, the lookups of ``n`` consecutive steps (``grad`` may be overwritten)."""
+        ``where [n, B, N]``, the lookups of ``n`` consecutive steps (``grad`` may be overwritten)."""
 
 
 def run_lstm_sequence(
@@ -67,10 +68,13 @@ class LSTMSequence(torch.autograd.Function):
     None) is a :class:`GateFunction`; ``token`` a tensor that carries its gradient to its
     parameters (the node returns a zero gradient for it after ``phi.add_grad``).
 
-    The input projection and its gradient are done a chunk of steps at a time (one matmul per
-    chunk) in one reused buffer: a ``[T, B, 4H]`` tensor is larger than glibc's malloc keeps on
-    its heap at pixel-MNIST length, and a fresh one costs a page fault per 4 kB on every call
-    (about 80 ms for 100 MB here). Per-step values are small tensors, which malloc recycles.
+    On a CPU, memory is the cost to watch: glibc hands freed memory back to the system, and
+    each 4 kB a call touches afresh costs a page fault (about 2.5 us here, 80 ms per 100 MB).
+    So the node touches little beyond what backward must keep (per step: the gates, tanh(c~),
+    the state and, with ``phi``, its slope and lookup coordinates): the input projection and
+    the gradients of the pre-activations live in buffers of one chunk of steps (one matmul per
+    chunk for the projection and the weight gradients), and ``phi``'s gradient is added per
+    chunk. Per-step views are made once: each indexing call costs about as much as a small op.
     """
 
     @staticmethod
@@ -82,49 +86,50 @@ class LSTMSequence(torch.autograd.Function):
         chunk = _chunk_steps(B, H)
         out = inputs.new_empty(T, B, H)
         projected = inputs.new_empty(min(chunk, T) * B, 4 * H)
-        # Per step: the state it starts from (after keep), the gates i, f, o and tanh(g),
-        # tanh(c~) and, with phi, (phi'(s), where it was looked up).
-        hs, cs, acts, tanh_cs, looked_up = [], [], [], [], []
+        # Per step: the state it starts from (after keep), the gates i, f, o and tanh(g), tanh(c~)
+        # and, with phi, phi'(s) and where phi was looked up (what phi.add_grad takes, a chunk of
+        # steps at a time).
+        hs, cs, acts, tanh_cs = [], [], [], []
+        slopes = wheres = None
+        if phi is not None:
+            slopes, wheres = inputs.new_empty(T, B, 3 * H), inputs.new_empty(T, B, 3 * H)
         w_ih_t, w_hh_t = weight_ih.t(), weight_hh.t()
+        outs, keeps, mixes, slope_steps, where_steps = (
+            None if x is None else x.unbind(0) for x in (out, keep, mix, slopes, wheres))
         for t in range(T):
             if t % chunk == 0:
                 n = min(chunk, T - t)
-                proj = torch.addmm(bias, inputs[t : t + n].reshape(n * B, I), w_ih_t, out=projected[: n * B]).view(n, B, 4 * H)
+                proj = torch.addmm(bias, inputs[t : t + n].reshape(n * B, I), w_ih_t, out=projected[: n * B])
+                projs = proj.view(n, B, 4 * H).unbind(0)
             if keep is not None:
-                h, c = h * keep[t], c * keep[t]
+                h, c = h * keeps[t], c * keeps[t]
             hs.append(h), cs.append(c)
-            pre = torch.addmm(proj[t % chunk], h, w_hh_t)
+            pre = torch.addmm(projs[t % chunk], h, w_hh_t)
+            i, f, o, g = pre.view(B, 4, H).unbind(1)
+            s = pre.narrow(1, 0, 3 * H)
             if phi is not None:  # flexible gates: sigmoid((phi(s) + s) / 2)
-                s = pre[:, : 3 * H]
-                value, slope, where = phi.lookup(s)
-                s.add_(value).mul_(0.5)
-                looked_up.append((slope, where))
-            # tanh(x) = 2 sigmoid(2x) - 1: one sigmoid call for all four blocks (on a CPU torch's
-            # tanh costs about three sigmoids per element).
-            pre[:, 3 * H :].mul_(2.0)
-            act = torch.sigmoid_(pre)
-            i, f, o, g = act.split(H, dim=1)
-            g.mul_(2.0).sub_(1.0)
+                s.lerp_(phi.lookup(s, slope_steps[t], where_steps[t]), 0.5)
+            torch.sigmoid_(s), torch.tanh_(g)
             c_new = torch.mul(f, c).addcmul_(i, g)
-            tanh = _tanh(c_new)
-            acts.append(act), tanh_cs.append(tanh)
+            tanh = torch.tanh(c_new)
+            acts.append(pre), tanh_cs.append(tanh)
             if mix is None:
-                h, c = torch.mul(o, tanh, out=out[t]), c_new
+                h, c = torch.mul(o, tanh, out=outs[t]), c_new
             else:  # h_t = h + k (h~ - h), c_t = c + k (c~ - c)
-                k = mix[t]
-                h = torch.addcmul(h, k, torch.mul(o, tanh).sub_(h), out=out[t])
+                k = mixes[t]
+                h = torch.addcmul(h, k, torch.mul(o, tanh).sub_(h), out=outs[t])
                 c = torch.addcmul(c, k, c_new.sub_(c))
-        ctx.steps = (hs, cs, acts, tanh_cs, looked_up)
+        ctx.steps = (hs, cs, acts, tanh_cs)
         # hs holds views of out: saving out makes an in-place change of it an error in backward.
-        ctx.save_for_backward(inputs, weight_ih, weight_hh, keep, mix, out)
+        ctx.save_for_backward(inputs, weight_ih, weight_hh, keep, mix, out, slopes, wheres)
         ctx.phi = phi
         return out, c
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out: Tensor, grad_c: Tensor) -> tuple[Tensor | None, ...]:
-        inputs, weight_ih, weight_hh, keep, mix, _ = ctx.saved_tensors
-        hs, cs, acts, tanh_cs, looked_up = ctx.steps
+        inputs, weight_ih, weight_hh, keep, mix, _, slopes, wheres = ctx.saved_tensors
+        hs, cs, acts, tanh_cs = ctx.steps
         needs = ctx.needs_input_grad
         phi = ctx.phi if needs[9] else None  # phi's own gradient wanted
         T, B, H = grad_out.shape
@@ -137,41 +142,47 @@ class LSTMSequence(torch.autograd.Function):
         grad_w_ih, grad_bias, grad_w_hh = (torch.zeros_like(w) for w in (weight_ih, weight_ih[:, 0], weight_hh))
         if mix is not None:  # d loss / d k_t = grad h_t (h~ - h) + grad c_t (c~ - c)
             grad_mix, shut = grad_out.new_empty(T, B, H), 1.0 - mix
-        one = torch.ones_like(grad_out[0])
+            grad_mixes, shuts, mixes = grad_mix.unbind(0), shut.unbind(0), mix.unbind(0)
+        # Per-step views, and the rows of the chunk buffers and their gate blocks, made once.
+        grad_outs, keeps, slope_steps = (None if x is None else x.unbind(0) for x in (grad_out, keep, slopes))
+        grad_pres = grad_pre.unbind(0)
+        grad_gates = [p.narrow(1, 0, 3 * H) for p in grad_pres] if phi is None else grad_phi.unbind(0)
+        blocks = [(gate.view(B, 3, H).unbind(1), p.narrow(1, 0, 3 * H), p.narrow(1, 3 * H, H))
+                  for gate, p in zip(grad_gates, grad_pres)]
+        one = torch.ones_like(grad_outs[0])
         grad_h = torch.zeros_like(one)
         for t in reversed(range(T)):
-            grad_h = grad_h + grad_out[t]
-            i, f, o, g = acts[t].split(H, dim=1)
+            grad_h = grad_h + grad_outs[t]
+            i, f, o, g = acts[t].view(B, 4, H).unbind(1)
             tanh_c, c = tanh_cs[t], cs[t]
             if mix is not None:
-                k = mix[t]
-                torch.mul(grad_h, torch.mul(o, tanh_c).sub_(hs[t]), out=grad_mix[t])
-                grad_mix[t].addcmul_(grad_c, torch.mul(f, c).addcmul_(i, g).sub_(c))
-                skip_h, skip_c = grad_h * shut[t], grad_c * shut[t]
+                k = mixes[t]
+                torch.mul(grad_h, torch.mul(o, tanh_c).sub_(hs[t]), out=grad_mixes[t])
+                grad_mixes[t].addcmul_(grad_c, torch.mul(f, c).addcmul_(i, g).sub_(c))
+                skip_h, skip_c = grad_h * shuts[t], grad_c * shuts[t]
                 grad_h, grad_c = grad_h * k, grad_c * k
             # d loss / d c~ in total: from the next step's c and through h~ = o tanh(c~).
             grad_c = torch.addcmul(grad_c, grad_h * o, torch.addcmul(one, tanh_c, tanh_c, value=-1.0))
-            pre = grad_pre[t % chunk]
-            grad_gate = pre[:, : 3 * H] if phi is None else grad_phi[t % chunk]
-            torch.mul(grad_c, g, out=grad_gate[:, :H])  # i
-            torch.mul(grad_c, c, out=grad_gate[:, H : 2 * H])  # f
-            torch.mul(grad_h, tanh_c, out=grad_gate[:, 2 * H :])  # o
-            gates = acts[t][:, : 3 * H]
+            grad_gate, (grad_i, grad_f, grad_o), grad_s, grad_g = grad_gates[t % chunk], *blocks[t % chunk]
+            torch.mul(grad_c, g, out=grad_i)
+            torch.mul(grad_c, c, out=grad_f)
+            torch.mul(grad_h, tanh_c, out=grad_o)
+            gates = acts[t].narrow(1, 0, 3 * H)
             grad_gate.mul_(torch.addcmul(gates, gates, gates, value=-1.0))  # sigmoid' = s - s^2
-            if looked_up:  # gate = sigmoid((phi(s) + s) / 2): d/d phi = sigmoid' / 2, d/ds = sigmoid' (1 + phi') / 2
+            if slopes is not None:  # gate = sigmoid((phi(s) + s) / 2): d/d phi = sigmoid' / 2, d/ds = sigmoid' (1 + phi') / 2
                 grad_gate.mul_(0.5)
-                torch.addcmul(grad_gate, grad_gate, looked_up[t][0], out=pre[:, : 3 * H])
-            torch.mul(grad_c * i, torch.addcmul(one, g, g, value=-1.0), out=pre[:, 3 * H :])
+                torch.addcmul(grad_gate, grad_gate, slope_steps[t], out=grad_s)
+            torch.mul(grad_c * i, torch.addcmul(one, g, g, value=-1.0), out=grad_g)
             grad_c = grad_c * f
-            grad_h = pre @ weight_hh
+            grad_h = torch.mm(grad_pres[t % chunk], weight_hh)
             if mix is not None:
                 grad_h, grad_c = grad_h + skip_h, grad_c + skip_c
             if keep is not None:
-                grad_h, grad_c = grad_h * keep[t], grad_c * keep[t]
+                grad_h, grad_c = grad_h * keeps[t], grad_c * keeps[t]
             if t % chunk == 0:  # the chunk of steps [t, t + n) is complete: its weight gradients
                 n = min(chunk, T - t)
                 if phi is not None:
-                    phi.add_grad([where for _, where in looked_up[t : t + n]], grad_phi[:n])
+                    phi.add_grad(wheres[t : t + n], grad_phi[:n])
                 g_pre = grad_pre[:n].view(n * B, 4 * H)
                 grad_w_ih.addmm_(g_pre.t(), inputs[t : t + n].reshape(n * B, I))
                 grad_bias.add_(g_pre.sum(0))
@@ -189,7 +200,3 @@ def _chunk_steps(batch: int, hidden: int) -> int:
     """Steps per input-projection chunk: about 2 MB of float32 ``[B, 4H]`` rows."""
     return max(1, (1 << 19) // (batch * 4 * hidden))
 
-
-def _tanh(x: Tensor) -> Tensor:
-    """``tanh(x)`` as ``2 sigmoid(2x) - 1`` (see the note in the forward)."""
-    return torch.sigmoid_(x * 2.0).mul_(2.0).sub_(1.0)
