@@ -109,9 +109,13 @@ class LSTMSequence(torch.autograd.Function):
             s = pre.narrow(1, 0, 3 * H)
             if phi is not None:  # flexible gates: sigmoid((phi(s) + s) / 2)
                 s.lerp_(phi.lookup(s, slope_steps[t], where_steps[t]), 0.5)
-            torch.sigmoid_(s), torch.tanh_(g)
+            # tanh(x) = 2 sigmoid(2x) - 1: one sigmoid call for all four blocks (on a CPU torch's
+            # tanh costs about three sigmoids per element).
+            g.mul_(2.0)
+            torch.sigmoid_(pre)
+            g.mul_(2.0).sub_(1.0)
             c_new = torch.mul(f, c).addcmul_(i, g)
-            tanh = torch.tanh(c_new)
+            tanh = _tanh(c_new)
             acts.append(pre), tanh_cs.append(tanh)
             if mix is None:
                 h, c = torch.mul(o, tanh, out=outs[t]), c_new
@@ -149,36 +153,39 @@ class LSTMSequence(torch.autograd.Function):
         grad_gates = [p.narrow(1, 0, 3 * H) for p in grad_pres] if phi is None else grad_phi.unbind(0)
         blocks = [(gate.view(B, 3, H).unbind(1), p.narrow(1, 0, 3 * H), p.narrow(1, 3 * H, H))
                   for gate, p in zip(grad_gates, grad_pres)]
-        one = torch.ones_like(grad_outs[0])
-        grad_h = torch.zeros_like(one)
+        # The state gradients are updated in place and the step's temporaries live in buffers: a
+        # fresh tensor per op and step would page-fault (see the class docstring).
+        grad_h, grad_c = torch.zeros_like(grad_outs[0]), grad_c.clone()
+        one, tmp_a, tmp_b = torch.ones_like(grad_h), torch.empty_like(grad_h), torch.empty_like(grad_h)
+        tmp_gates, h_rows = grad_out.new_empty(B, 3 * H), grad_out.new_empty(min(chunk, T), B, H)
         for t in reversed(range(T)):
-            grad_h = grad_h + grad_outs[t]
+            grad_h.add_(grad_outs[t])
             i, f, o, g = acts[t].view(B, 4, H).unbind(1)
             tanh_c, c = tanh_cs[t], cs[t]
             if mix is not None:
                 k = mixes[t]
-                torch.mul(grad_h, torch.mul(o, tanh_c).sub_(hs[t]), out=grad_mixes[t])
-                grad_mixes[t].addcmul_(grad_c, torch.mul(f, c).addcmul_(i, g).sub_(c))
+                torch.mul(grad_h, torch.mul(o, tanh_c, out=tmp_a).sub_(hs[t]), out=grad_mixes[t])
+                grad_mixes[t].addcmul_(grad_c, torch.mul(f, c, out=tmp_a).addcmul_(i, g).sub_(c))
                 skip_h, skip_c = grad_h * shuts[t], grad_c * shuts[t]
-                grad_h, grad_c = grad_h * k, grad_c * k
+                grad_h.mul_(k), grad_c.mul_(k)
             # d loss / d c~ in total: from the next step's c and through h~ = o tanh(c~).
-            grad_c = torch.addcmul(grad_c, grad_h * o, torch.addcmul(one, tanh_c, tanh_c, value=-1.0))
+            grad_c.addcmul_(torch.mul(grad_h, o, out=tmp_a), torch.addcmul(one, tanh_c, tanh_c, value=-1.0, out=tmp_b))
             grad_gate, (grad_i, grad_f, grad_o), grad_s, grad_g = grad_gates[t % chunk], *blocks[t % chunk]
             torch.mul(grad_c, g, out=grad_i)
             torch.mul(grad_c, c, out=grad_f)
             torch.mul(grad_h, tanh_c, out=grad_o)
             gates = acts[t].narrow(1, 0, 3 * H)
-            grad_gate.mul_(torch.addcmul(gates, gates, gates, value=-1.0))  # sigmoid' = s - s^2
+            grad_gate.mul_(torch.addcmul(gates, gates, gates, value=-1.0, out=tmp_gates))  # sigmoid' = s - s^2
             if slopes is not None:  # gate = sigmoid((phi(s) + s) / 2): d/d phi = sigmoid' / 2, d/ds = sigmoid' (1 + phi') / 2
                 grad_gate.mul_(0.5)
                 torch.addcmul(grad_gate, grad_gate, slope_steps[t], out=grad_s)
-            torch.mul(grad_c * i, torch.addcmul(one, g, g, value=-1.0), out=grad_g)
-            grad_c = grad_c * f
-            grad_h = torch.mm(grad_pres[t % chunk], weight_hh)
+            torch.mul(torch.mul(grad_c, i, out=tmp_a), torch.addcmul(one, g, g, value=-1.0, out=tmp_b), out=grad_g)
+            grad_c.mul_(f)
+            torch.mm(grad_pres[t % chunk], weight_hh, out=grad_h)
             if mix is not None:
-                grad_h, grad_c = grad_h + skip_h, grad_c + skip_c
+                grad_h.add_(skip_h), grad_c.add_(skip_c)
             if keep is not None:
-                grad_h, grad_c = grad_h * keeps[t], grad_c * keeps[t]
+                grad_h.mul_(keeps[t]), grad_c.mul_(keeps[t])
             if t % chunk == 0:  # the chunk of steps [t, t + n) is complete: its weight gradients
                 n = min(chunk, T - t)
                 if phi is not None:
@@ -186,7 +193,7 @@ class LSTMSequence(torch.autograd.Function):
                 g_pre = grad_pre[:n].view(n * B, 4 * H)
                 grad_w_ih.addmm_(g_pre.t(), inputs[t : t + n].reshape(n * B, I))
                 grad_bias.add_(g_pre.sum(0))
-                grad_w_hh.addmm_(g_pre.t(), torch.stack(hs[t : t + n]).view(n * B, H))
+                grad_w_hh.addmm_(g_pre.t(), torch.stack(hs[t : t + n], out=h_rows[:n]).view(n * B, H))
                 if grad_inputs is not None:
                     torch.mm(g_pre, weight_ih, out=grad_inputs[t : t + n].view(n * B, I))
         if mix is not None and mix.shape[1] != B:
@@ -200,3 +207,7 @@ def _chunk_steps(batch: int, hidden: int) -> int:
     """Steps per input-projection chunk: about 2 MB of float32 ``[B, 4H]`` rows."""
     return max(1, (1 << 19) // (batch * 4 * hidden))
 
+
+def _tanh(x: Tensor) -> Tensor:
+    """``tanh(x)`` as ``2 sigmoid(2x) - 1`` (see the note in the forward)."""
+    return torch.sigmoid_(x * 2.0).mul_(2.0).sub_(1.0)
