@@ -3,8 +3,8 @@ LSTM variants that PyTorch's fused kernel cannot run, the KAF-LSTM (flexible gat
 :mod:`agents.cells.kaf`) and the time-gated g-LSTM / Phased LSTM (:mod:`agents.cells.plstm`).
 
 Against a per-step loop of autograd ops this saves the graph and the engine's work at every
-step, and computes the weights' gradients with one matmul per chunk of steps instead of one per
-step.
+step, projects the inputs of all steps with one matmul, and computes the weights' gradients with
+one matmul per chunk of steps instead of one per step.
 """
 
 from __future__ import annotations
@@ -71,10 +71,12 @@ class LSTMSequence(torch.autograd.Function):
     On a CPU, memory is the cost to watch: glibc hands freed memory back to the system, and
     each 4 kB a call touches afresh costs a page fault (about 2.5 us here, 80 ms per 100 MB).
     So the node touches little beyond what backward must keep (per step: the gates, tanh(c~),
-    the state and, with ``phi``, its slope and lookup coordinates): the input projection and
-    the gradients of the pre-activations live in buffers of one chunk of steps (one matmul per
-    chunk for the projection and the weight gradients), and ``phi``'s gradient is added per
-    chunk. Per-step views are made once: each indexing call costs about as much as a small op.
+    the state and, with ``phi``, its slope and lookup coordinates). The input projection of all
+    steps is computed into the gates' own buffer, which each step completes in place; in
+    backward the step's temporaries and the gradients of the pre-activations live in reused
+    buffers, the latter one chunk of steps long (one matmul per chunk for the weight gradients,
+    and ``phi``'s gradient added per chunk). Per-step views are made once: each indexing call
+    costs about as much as a small op.
     """
 
     @staticmethod
@@ -83,28 +85,23 @@ class LSTMSequence(torch.autograd.Function):
                 token: Tensor | None) -> tuple[Tensor, Tensor]:
         T, B, I = inputs.shape
         H = h.shape[1]
-        chunk = _chunk_steps(B, H)
-        out = inputs.new_empty(T, B, H)
-        projected = inputs.new_empty(min(chunk, T) * B, 4 * H)
-        # Per step: the state it starts from (after keep), the gates i, f, o and tanh(g), tanh(c~)
-        # and, with phi, phi'(s) and where phi was looked up (what phi.add_grad takes, a chunk of
-        # steps at a time).
-        hs, cs, acts, tanh_cs = [], [], [], []
+        # Kept for backward: the gates i, f, o and tanh(g) (in the buffer of the input projection,
+        # which each step completes in place), tanh(c~), the states each step starts from (after
+        # keep; hs are views of out), and with phi, phi'(s) and where phi was looked up.
+        acts = torch.addmm(bias, inputs.reshape(T * B, I), weight_ih.t()).view(T, B, 4 * H)
+        out, tanh_cs = inputs.new_empty(T, B, H), inputs.new_empty(T, B, H)
         slopes = wheres = None
         if phi is not None:
             slopes, wheres = inputs.new_empty(T, B, 3 * H), inputs.new_empty(T, B, 3 * H)
-        w_ih_t, w_hh_t = weight_ih.t(), weight_hh.t()
-        outs, keeps, mixes, slope_steps, where_steps = (
-            None if x is None else x.unbind(0) for x in (out, keep, mix, slopes, wheres))
+        hs, cs = [], []
+        w_hh_t = weight_hh.t()
+        pres, outs, tanhs, keeps, mixes, slope_steps, where_steps = (
+            None if x is None else x.unbind(0) for x in (acts, out, tanh_cs, keep, mix, slopes, wheres))
         for t in range(T):
-            if t % chunk == 0:
-                n = min(chunk, T - t)
-                proj = torch.addmm(bias, inputs[t : t + n].reshape(n * B, I), w_ih_t, out=projected[: n * B])
-                projs = proj.view(n, B, 4 * H).unbind(0)
             if keep is not None:
                 h, c = h * keeps[t], c * keeps[t]
             hs.append(h), cs.append(c)
-            pre = torch.addmm(projs[t % chunk], h, w_hh_t)
+            pre = pres[t].addmm_(h, w_hh_t)
             i, f, o, g = pre.view(B, 4, H).unbind(1)
             s = pre.narrow(1, 0, 3 * H)
             if phi is not None:  # flexible gates: sigmoid((phi(s) + s) / 2)
@@ -115,25 +112,25 @@ class LSTMSequence(torch.autograd.Function):
             torch.sigmoid_(pre)
             g.mul_(2.0).sub_(1.0)
             c_new = torch.mul(f, c).addcmul_(i, g)
-            tanh = _tanh(c_new)
-            acts.append(pre), tanh_cs.append(tanh)
+            tanh = _tanh(c_new, out=tanhs[t])
             if mix is None:
                 h, c = torch.mul(o, tanh, out=outs[t]), c_new
             else:  # h_t = h + k (h~ - h), c_t = c + k (c~ - c)
                 k = mixes[t]
                 h = torch.addcmul(h, k, torch.mul(o, tanh).sub_(h), out=outs[t])
                 c = torch.addcmul(c, k, c_new.sub_(c))
-        ctx.steps = (hs, cs, acts, tanh_cs)
+        ctx.steps = (hs, cs)
         # hs holds views of out: saving out makes an in-place change of it an error in backward.
-        ctx.save_for_backward(inputs, weight_ih, weight_hh, keep, mix, out, slopes, wheres)
+        ctx.save_for_backward(inputs, weight_ih, weight_hh, keep, mix, out, acts, tanh_cs, slopes, wheres)
         ctx.phi = phi
         return out, c
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out: Tensor, grad_c: Tensor) -> tuple[Tensor | None, ...]:
-        inputs, weight_ih, weight_hh, keep, mix, _, slopes, wheres = ctx.saved_tensors
-        hs, cs, acts, tanh_cs = ctx.steps
+        inputs, weight_ih, weight_hh, keep, mix, _, acts, tanh_cs, slopes, wheres = ctx.saved_tensors
+        hs, cs = ctx.steps
+        acts, tanh_cs = acts.unbind(0), tanh_cs.unbind(0)
         needs = ctx.needs_input_grad
         phi = ctx.phi if needs[9] else None  # phi's own gradient wanted
         T, B, H = grad_out.shape
@@ -204,10 +201,10 @@ class LSTMSequence(torch.autograd.Function):
 
 
 def _chunk_steps(batch: int, hidden: int) -> int:
-    """Steps per input-projection chunk: about 2 MB of float32 ``[B, 4H]`` rows."""
+    """Steps per chunk of the backward's gradient buffers: about 2 MB of float32 ``[B, 4H]`` rows."""
     return max(1, (1 << 19) // (batch * 4 * hidden))
 
 
-def _tanh(x: Tensor) -> Tensor:
-    """``tanh(x)`` as ``2 sigmoid(2x) - 1`` (see the note in the forward)."""
-    return torch.sigmoid_(x * 2.0).mul_(2.0).sub_(1.0)
+def _tanh(x: Tensor, out: Tensor) -> Tensor:
+    """``tanh(x)`` as ``2 sigmoid(2x) - 1``, into ``out`` (see the note in the forward)."""
+    return torch.sigmoid_(torch.mul(x, 2.0, out=out)).mul_(2.0).sub_(1.0)
