@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from agents.cells import make_cell
+from agents.cells import lstm_sequence, make_cell
 from agents.cells.kaf import KAF, flexible_gate
 
 
@@ -170,11 +170,16 @@ def reference_kaf_gru(cell: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return torch.stack(outs)
 
 
+@pytest.mark.parametrize("chunk", [None, 4], ids=["one-chunk", "chunks-of-4"])
 @pytest.mark.parametrize("name,reference", [("kaf-lstm", reference_kaf_lstm), ("kaf-gru", reference_kaf_gru)])
-def test_fused_cell_matches_plain_autograd_with_exact_kaf(name: str, reference) -> None:
+def test_fused_cell_matches_plain_autograd_with_exact_kaf(name: str, reference, chunk: int | None, monkeypatch) -> None:
     """The fused gate step (hand-written backward, table gradients collected per sequence)
     against the cell's equations in plain autograd with the exact kernel sum: outputs and the
-    gradients of inputs, weights and alpha. Random KAF init so every gate is far from a sigmoid."""
+    gradients of inputs, weights and alpha. Random KAF init so every gate is far from a sigmoid.
+    The KAF-LSTM's backward also runs in chunks of 4 steps (6 steps: a partial last chunk),
+    which is how it adds the table gradient."""
+    if chunk is not None:
+        monkeypatch.setattr(lstm_sequence, "_chunk_steps", lambda batch, hidden: chunk)
     torch.manual_seed(0)
     cell = make_cell(name, 3, 4, kaf_init="random").double()
     x = torch.randn(6, 2, 3, dtype=torch.float64, requires_grad=True)
@@ -187,3 +192,15 @@ def test_fused_cell_matches_plain_autograd_with_exact_kaf(name: str, reference) 
     ref_grads = torch.autograd.grad((ref * weights).sum(), leaves)
     for (pname, _), g, g_ref in zip([("x", x), *cell.named_parameters()], grads, ref_grads):
         torch.testing.assert_close(g, g_ref, rtol=0, atol=1e-4, msg=lambda m: f"{pname}: {m}")
+
+
+def test_kaf_lstm_gradient_survives_a_second_backward() -> None:
+    """A retained graph gives the same gradients twice: the sequence node keeps its saved
+    values intact and the table's gradient buffer is emptied after each use."""
+    torch.manual_seed(0)
+    cell = make_cell("kaf-lstm", 3, 4, kaf_init="random")
+    out = cell(torch.randn(5, 2, 3))[0].sum()
+    first = torch.autograd.grad(out, list(cell.parameters()), retain_graph=True)
+    second = torch.autograd.grad(out, list(cell.parameters()))
+    for a, b in zip(first, second):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
