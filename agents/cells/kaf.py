@@ -56,7 +56,7 @@ class _CubicLookup(torch.autograd.Function):
     and last rows are zero (the function outside the table). For backward it keeps ``u`` and the
     slope of each element (8 bytes, against ``D`` kernel values per element and gate for a
     direct evaluation). The gradient for the table is added into ``buffer`` and
-    reaches ``alpha`` through ``token`` (see :class:`_TableSink`).
+    reaches ``alpha`` through ``token`` (see :class:`_Tabulate`).
     """
 
     @staticmethod
@@ -140,7 +140,7 @@ def _buffer(scratch: dict | None, name: str, shape: tuple[int, ...], dtype: torc
     ``scratch`` dict keeps for ``(name, shape, dtype)``. Reusing temporaries across the steps of
     a sequence matters on a CPU: most are about 100 kB, and glibc hands such blocks back to the
     system when they are freed at the top of its heap, so a fresh one page-faults on every 4 kB
-    each step (a third of the time of a KAF-LSTM step here)."""
+    each step (about 40 faults and 0.1 ms of a KAF-LSTM step at B=64, H=128 here)."""
     if scratch is None:
         return torch.empty(shape, dtype=dtype, device=device)
     key = (name, tuple(shape), dtype)
