@@ -194,6 +194,21 @@ def test_fused_cell_matches_plain_autograd_with_exact_kaf(name: str, reference, 
         torch.testing.assert_close(g, g_ref, rtol=0, atol=1e-4, msg=lambda m: f"{pname}: {m}")
 
 
+@pytest.mark.parametrize("name", ["kaf-lstm", "kaf-gru"])
+def test_nan_input_propagates_to_its_sample_instead_of_failing(name: str) -> None:
+    """A NaN pre-activation gives NaN outputs from that step on for that sample only (the
+    lookup must not turn it into an out-of-range table index)."""
+    torch.manual_seed(0)
+    cell = make_cell(name, 3, 4)
+    x = torch.randn(5, 2, 3)
+    x[2, 0, 1] = float("nan")
+    out = cell(x)[0]
+    assert out[2:, 0].isnan().all()
+    assert out[:2].isfinite().all() and out[:, 1].isfinite().all()
+    out.sum().backward()
+    assert cell.kaf.alpha.grad.isnan().any()
+
+
 def test_kaf_lstm_gradient_survives_a_second_backward() -> None:
     """A retained graph gives the same gradients twice: the sequence node keeps its saved
     values intact and the table's gradient buffer is emptied after each use."""

@@ -87,7 +87,8 @@ def _lookup(
     into the given tensors, if any. With a ``scratch`` dict the temporaries, ``value`` included,
     live in buffers that the next lookup reuses (see :func:`_buffer`)."""
     shift = _constant(scratch, 1.0 - lo / step, s)
-    u = torch.add(shift, s, alpha=1.0 / step, out=u).clamp_(0.0, table.shape[2] - 1)
+    # A NaN in s looks up the zero row instead of a garbage index; the gate is NaN anyway (s is).
+    u = torch.add(shift, s, alpha=1.0 / step, out=u).clamp_(0.0, table.shape[2] - 1).nan_to_num_(0.0)
     t, flat = _rows(u, table.shape[2], torch.int32, scratch)
     # Coefficient-major table [4, N, rows]: one gather gives each coefficient contiguous.
     gathered = _buffer(scratch, "gathered", (4, *s.shape), table.dtype, s.device)
