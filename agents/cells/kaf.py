@@ -367,7 +367,7 @@ class KAF(nn.Module):
         key = (dtype, torch.device(device))
         if key not in self._basis:
             nodes = self.table_lo + self.table_step * torch.arange(self.num_nodes, dtype=torch.float64)
-            grid = torch.linspace(-self.boundary, self.boundary, self.dict_size, dtype=torch.float64)
+            grid = self.grid.to('cpu', torch.float64)  # the dictionary forward() uses
             kernel = gaussian_kernel(nodes, grid, self.gamma).t()  # [D, G]
             slopes = kernel * (nodes - grid.unsqueeze(-1)) * (-2.0 * self.gamma * self.table_step)  # per unit t
             v0, v1, m0, m1 = kernel[:, :-1], kernel[:, 1:], slopes[:, :-1], slopes[:, 1:]
