@@ -86,21 +86,25 @@ class LSTMSequence(torch.autograd.Function):
         T, B, I = inputs.shape
         H = h.shape[1]
         # Kept for backward: the gates i, f, o and tanh(g) (in the buffer of the input projection,
-        # which each step completes in place), tanh(c~), the states each step starts from (after
-        # keep; hs are views of out), and with phi, phi'(s) and where phi was looked up.
+        # which each step completes in place), tanh(c~), the cell state each step starts from
+        # (after keep), and with phi, phi'(s) and where phi was looked up. The hidden state each
+        # step starts from is out[t - 1] (or h0) times keep[t]: backward rebuilds it from the
+        # saved output, so nothing of the output is kept outside save_for_backward (a view of an
+        # output held by ctx would tie the graph into a reference cycle that is never freed).
         acts = torch.addmm(bias, inputs.reshape(T * B, I), weight_ih.t()).view(T, B, 4 * H)
-        out, tanh_cs = inputs.new_empty(T, B, H), inputs.new_empty(T, B, H)
+        out, tanh_cs, c_starts = inputs.new_empty(T, B, H), inputs.new_empty(T, B, H), inputs.new_empty(T, B, H)
         slopes = wheres = None
         if phi is not None:
             slopes, wheres = inputs.new_empty(T, B, 3 * H), inputs.new_empty(T, B, 3 * H)
-        hs, cs = [], []
+        h0 = h
         w_hh_t = weight_hh.t()
-        pres, outs, tanhs, keeps, mixes, slope_steps, where_steps = (
-            None if x is None else x.unbind(0) for x in (acts, out, tanh_cs, keep, mix, slopes, wheres))
+        pres, outs, tanhs, keeps, mixes, slope_steps, where_steps, c_steps = (
+            None if x is None else x.unbind(0) for x in (acts, out, tanh_cs, keep, mix, slopes, wheres, c_starts))
         for t in range(T):
             if keep is not None:
-                h, c = h * keeps[t], c * keeps[t]
-            hs.append(h), cs.append(c)
+                h, c = h * keeps[t], torch.mul(c, keeps[t], out=c_steps[t])
+            else:
+                c = c_steps[t].copy_(c)
             pre = pres[t].addmm_(h, w_hh_t)
             i, f, o, g = pre.view(B, 4, H).unbind(1)
             s = pre.narrow(1, 0, 3 * H)
@@ -119,18 +123,16 @@ class LSTMSequence(torch.autograd.Function):
                 k = mixes[t]
                 h = torch.addcmul(h, k, torch.mul(o, tanh).sub_(h), out=outs[t])
                 c = torch.addcmul(c, k, c_new.sub_(c))
-        ctx.steps = (hs, cs)
-        # hs holds views of out: saving out makes an in-place change of it an error in backward.
-        ctx.save_for_backward(inputs, weight_ih, weight_hh, keep, mix, out, acts, tanh_cs, slopes, wheres)
+        # Saving out makes an in-place change of it an error in backward.
+        ctx.save_for_backward(inputs, weight_ih, weight_hh, h0, keep, mix, out, acts, tanh_cs, c_starts, slopes, wheres)
         ctx.phi = phi
         return out, c
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out: Tensor, grad_c: Tensor) -> tuple[Tensor | None, ...]:
-        inputs, weight_ih, weight_hh, keep, mix, _, acts, tanh_cs, slopes, wheres = ctx.saved_tensors
-        hs, cs = ctx.steps
-        acts, tanh_cs = acts.unbind(0), tanh_cs.unbind(0)
+        inputs, weight_ih, weight_hh, h0, keep, mix, out, acts, tanh_cs, c_starts, slopes, wheres = ctx.saved_tensors
+        acts, tanh_cs, cs, outs = acts.unbind(0), tanh_cs.unbind(0), c_starts.unbind(0), out.unbind(0)
         needs = ctx.needs_input_grad
         phi = ctx.phi if needs[9] else None  # phi's own gradient wanted
         T, B, H = grad_out.shape
@@ -155,13 +157,17 @@ class LSTMSequence(torch.autograd.Function):
         grad_h, grad_c = torch.zeros_like(grad_outs[0]), grad_c.clone()
         one, tmp_a, tmp_b = torch.ones_like(grad_h), torch.empty_like(grad_h), torch.empty_like(grad_h)
         tmp_gates, h_rows = grad_out.new_empty(B, 3 * H), grad_out.new_empty(min(chunk, T), B, H)
+        h_start = torch.empty_like(grad_h) if mix is not None and keep is not None else None
         for t in reversed(range(T)):
             grad_h.add_(grad_outs[t])
             i, f, o, g = acts[t].view(B, 4, H).unbind(1)
             tanh_c, c = tanh_cs[t], cs[t]
             if mix is not None:
                 k = mixes[t]
-                torch.mul(grad_h, torch.mul(o, tanh_c, out=tmp_a).sub_(hs[t]), out=grad_mixes[t])
+                h = outs[t - 1] if t > 0 else h0  # the state step t starts from
+                if keep is not None:
+                    h = torch.mul(h, keeps[t], out=h_start)
+                torch.mul(grad_h, torch.mul(o, tanh_c, out=tmp_a).sub_(h), out=grad_mixes[t])
                 grad_mixes[t].addcmul_(grad_c, torch.mul(f, c, out=tmp_a).addcmul_(i, g).sub_(c))
                 skip_h, skip_c = grad_h * shuts[t], grad_c * shuts[t]
                 grad_h.mul_(k), grad_c.mul_(k)
@@ -190,7 +196,7 @@ class LSTMSequence(torch.autograd.Function):
                 g_pre = grad_pre[:n].view(n * B, 4 * H)
                 grad_w_ih.addmm_(g_pre.t(), inputs[t : t + n].reshape(n * B, I))
                 grad_bias.add_(g_pre.sum(0))
-                grad_w_hh.addmm_(g_pre.t(), torch.stack(hs[t : t + n], out=h_rows[:n]).view(n * B, H))
+                grad_w_hh.addmm_(g_pre.t(), _states_from(out, h0, keep, t, h_rows[:n]).view(n * B, H))
                 if grad_inputs is not None:
                     torch.mm(g_pre, weight_ih, out=grad_inputs[t : t + n].view(n * B, I))
         if mix is not None and mix.shape[1] != B:
@@ -198,6 +204,20 @@ class LSTMSequence(torch.autograd.Function):
         grad_token = None if phi is None else grad_out.new_zeros(())
         return (grad_inputs, grad_w_ih, grad_bias, grad_h, grad_c, grad_w_hh, None,
                 None if mix is None else grad_mix, None, grad_token)
+
+
+def _states_from(out: Tensor, h0: Tensor, keep: Tensor | None, t: int, rows: Tensor) -> Tensor:
+    """The hidden states steps ``[t, t + n)`` start from (``n = len(rows)``), written into
+    ``rows``: ``out[t - 1 : t + n - 1]`` with ``h0`` before the first step, times ``keep``."""
+    n = rows.shape[0]
+    if t > 0:
+        rows.copy_(out[t - 1 : t + n - 1])
+    else:
+        rows[0].copy_(h0)
+        rows[1:].copy_(out[: n - 1])
+    if keep is not None:
+        rows.mul_(keep[t : t + n])
+    return rows
 
 
 def _chunk_steps(batch: int, hidden: int) -> int:
