@@ -64,3 +64,13 @@ def test_a_non_empty_out_directory_is_refused(tmp_path, capsys) -> None:
     err = capsys.readouterr().err.strip()
     assert "already exists and is not empty: choose another --out" in err and len(err.splitlines()) == 1
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
+
+
+def test_rl_runs_on_a_gymnasium_env_with_a_vector_entry_point(tmp_path) -> None:
+    # CartPole-v1 has its own vector env (int seeds only, no partial reset): it used to crash
+    # with "Seed must be a python integer".
+    flags = ["--env", "CartPole-v1", "--timesteps", "32", "--n-envs", "2", "--n-steps", "16", "--hidden-size", "8",
+             "--net-arch", "8", "--eval-episodes", "2", "--no-progress", "--threads", "1"]
+    assert main(["rl", *flags, "--out", str(tmp_path / "run")]) == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["timesteps"] == 32 and summary["eval"]["n_episodes"] == 2

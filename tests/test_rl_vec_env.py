@@ -128,3 +128,34 @@ def test_make_vec_env_arguments() -> None:
         make_vec_env("Pendulum-v1", native=True)
     vec = make_vec_env("tmaze", n_envs=2, corridor_length=3)  # short memenvs names resolve
     assert vec.num_envs == 2 and vec.get_attr("corridor_length") == [3, 3]
+
+
+def test_gymnasium_ids_with_their_own_vector_env_use_single_envs_by_default() -> None:
+    # CartPole-v1 registers a vector_entry_point whose reset takes only an int seed and restarts
+    # every env (no partial reset): make_vec_env must not route it through the adapter by default.
+    vec = make_vec_env("CartPole-v1", n_envs=2, seed=0)
+    assert isinstance(vec.unwrapped, DummyVecEnv)
+    vec.reset()
+    dones = [vec.step(np.array([0, 1]))[2] for _ in range(60)]
+    assert np.any(dones)  # episodes ended and restarted without an error
+
+
+def test_adapter_passes_consecutive_seeds_as_one_int() -> None:
+    # Gymnasium's convention: reset(seed=s) seeds sub-env i with s + i, and some vector envs
+    # (CartPoleVectorEnv) accept only an int.
+    seen: list = []
+
+    class IntSeedOnly(TMazeVectorEnv):
+        def reset(self, *, seed=None, options=None):
+            seen.append(seed)
+            if seed is not None and not isinstance(seed, int):
+                raise TypeError("Seed must be a python integer")
+            return super().reset(seed=seed, options=options)
+
+    adapter = VectorEnvAdapter(IntSeedOnly(num_envs=3, corridor_length=3))
+    adapter.seed(5)
+    first = adapter.reset()
+    assert seen == [5]
+    reference = VectorEnvAdapter(TMazeVectorEnv(num_envs=3, corridor_length=3))
+    reference.seed(5)
+    np.testing.assert_array_equal(first, reference.reset())

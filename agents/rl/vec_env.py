@@ -59,6 +59,13 @@ def _same(a: Any, b: Any, mask: np.ndarray) -> bool:
     return bool(np.array_equal(np.asarray(a)[mask], np.asarray(b)[mask]))
 
 
+def _consecutive(seeds: list[Any]) -> bool:
+    """True for ``[s, s + 1, ..., s + n - 1]`` (integers, numpy ones included)."""
+    return all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in seeds) and all(
+        int(b) - int(a) == 1 for a, b in zip(seeds, seeds[1:])
+    )
+
+
 def split_info(info: dict[str, Any], num_envs: int) -> list[dict[str, Any]]:
     """Gymnasium's vector info (``{key: values, "_key": mask}``, nested for dicts) as SB3's list
     of per-env dicts."""
@@ -96,7 +103,11 @@ class VectorEnvAdapter(VecEnv):
     # -- VecEnv API -----------------------------------------------------------------------------
 
     def reset(self) -> VecEnvObs:
-        seeds = None if all(s is None for s in self._seeds) else list(self._seeds)
+        seeds: int | list[int | None] | None = None if all(s is None for s in self._seeds) else list(self._seeds)
+        if isinstance(seeds, list) and _consecutive(seeds):
+            # Gymnasium's convention (SyncVectorEnv, memenvs): an int seed s seeds env i with s + i;
+            # some vector envs (e.g. CartPole's) accept only an int.
+            seeds = int(seeds[0])
         options = self._options[0] if all(o == self._options[0] for o in self._options) else None
         if options is None:
             raise ValueError("per-env reset options differ; a Gymnasium vector env takes one options dict")
@@ -192,6 +203,13 @@ def has_native_vector_env(env_id: str) -> bool:
     return gym.spec(env_id).vector_entry_point is not None
 
 
+def _adapter_ready(env_id: str) -> bool:
+    """True if ``env_id``'s vector env is known to meet :class:`VectorEnvAdapter`'s needs (partial
+    resets, per-env seeds): memenvs' own. Others (e.g. Gymnasium's ``CartPole-v1``, whose vector
+    env restarts every env on any reset) run as single envs unless asked with ``native=True``."""
+    return has_native_vector_env(env_id) and gym.spec(env_id).namespace == "memenvs"
+
+
 def make_vec_env(
     env_id: str,
     n_envs: int = 1,
@@ -208,8 +226,10 @@ def make_vec_env(
         n_envs: number of parallel envs.
         seed: env ``i`` is seeded with ``seed + i`` at the first reset (as SB3's ``make_vec_env``).
         native: use the id's numpy-batched vector env through :class:`VectorEnvAdapter` (True),
-            or single envs in SB3's ``DummyVecEnv`` (False). None (default): native when the id has
-            a ``vector_entry_point``. Both give the same episodes for the same seed.
+            or single envs in SB3's ``DummyVecEnv`` (False). None (default): native for memenvs
+            ids with a ``vector_entry_point``, single envs for all others (other vector envs may
+            not support the partial resets the adapter needs). Both give the same episodes for
+            the same seed.
         previous_action: add the previous action and an is-first-step flag to every observation
             (:class:`memenvs.wrappers.PreviousAction`, or :class:`~memenvs.wrappers.VectorPreviousAction`
             on a native vector env): ``"dict"`` (a Dict observation, for ``MultiInputCellPolicy``)
@@ -225,7 +245,7 @@ def make_vec_env(
     if env_id not in gym.registry:
         env_id = memenvs.resolve_id(env_id)
     if native is None:
-        native = has_native_vector_env(env_id)
+        native = _adapter_ready(env_id)
     if native:
         if not has_native_vector_env(env_id):
             raise ValueError(f"native=True but {env_id} has no vector_entry_point")
