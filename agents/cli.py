@@ -1,8 +1,9 @@
 """The ``memory-bench`` command line.
 
 Each sub-command lives beside the code it drives and contributes ``add_parser(subparsers)``;
-this file assembles them, so ``memory-bench --help`` stays fast (torch is imported by the
-sub-command that needs it, not here), and holds the flag helpers the sub-commands share.
+this file assembles them and holds the flag helpers the sub-commands share. :func:`main` imports
+only the module of the command it runs, and none for ``memory-bench --help`` / ``--version``
+(which list the commands from :data:`COMMANDS`), so those answer without importing torch.
 """
 
 from __future__ import annotations
@@ -16,14 +17,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-# Modules that define sub-commands, in the order they appear in --help.
-COMMAND_MODULES = (
-    "memenvs.catalog",
-    "agents.supervised.cli",
-    "agents.supervised.suites",
-    "agents.rl.cli",
-    "agents.sweep.cli",
+# Every sub-command, the module whose ``add_parser`` registers it, and its one-line help (the
+# same text as that module's; a test checks they agree), in the order of ``--help``.
+COMMANDS = (
+    ("envs", "memenvs.catalog", "list every registered env with its spaces and random / memoryless / oracle returns"),
+    ("train", "agents.supervised.cli", "train a cell on a task (supervised)"),
+    ("report", "agents.supervised.cli", "markdown table and learning curves of runs"),
+    ("suite", "agents.supervised.suites", "replay a paper's experiments and print a leaderboard"),
+    ("rl", "agents.rl.cli", "train recurrent PPO with any cell on an env"),
+    ("sweep", "agents.sweep.cli", "run a grid of runs (cells x tasks x lengths x seeds) locally or on Ray, then report"),
 )
+# Modules that define sub-commands, in the order they appear in --help.
+COMMAND_MODULES = tuple(dict.fromkeys(module for _, module, _ in COMMANDS))
 
 
 # --------------------------------------------------------------------------------------------
@@ -81,15 +86,48 @@ def default_run_dir(name: str, seed: int) -> Path:
 # --------------------------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``memory-bench`` parser.
+
+    Args:
+        command: None (default): every sub-command with all its options (imports every command
+            module). A command name: that command's module only, the others as bare entries
+            (name and help), enough for ``--help`` and for argparse's errors. ``""``: bare
+            entries only, importing nothing.
+    """
+    from agents import __version__
+
     parser = argparse.ArgumentParser(
         prog="memory-bench",
         description="Long-term memory benchmark for recurrent networks.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in COMMAND_MODULES:
-        importlib.import_module(module).add_parser(subparsers)
+    if command is None:
+        for module in COMMAND_MODULES:
+            importlib.import_module(module).add_parser(subparsers)
+        return parser
+    wanted = {module for name, module, _ in COMMANDS if name == command}
+    done: set[str] = set()
+    for name, module, help_text in COMMANDS:
+        if module in wanted:
+            if module not in done:
+                importlib.import_module(module).add_parser(subparsers)
+                done.add(module)
+        else:
+            subparsers.add_parser(name, help=help_text)
     return parser
+
+
+def _command_of(argv: list[str]) -> str:
+    """The sub-command named in ``argv`` (its first argument that is not an option), or ``""``.
+    The top-level parser has no option that takes a value, so this is what argparse will pick."""
+    for arg in argv:
+        if arg == "--":
+            break
+        if not arg.startswith("-"):
+            return arg
+    return ""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
 
     Errors meant for the user (``ValueError`` from argument checks) print one line and exit 2.
     """
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_command_of(argv))
     args = parser.parse_args(argv)
     try:
         return int(args.run(args) or 0)

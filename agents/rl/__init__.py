@@ -15,23 +15,39 @@
 - :func:`evaluate` (:mod:`agents.rl.evaluation`): mean return and success rate over episodes.
 """
 
-from agents.rl.buffer import DictSequenceRolloutBuffer, SequenceRolloutBuffer, SequenceSamples
-from agents.rl.evaluation import evaluate
-from agents.rl.policy import CellPolicy, MultiInputCellPolicy, state_to_numpy, state_to_tensor
-from agents.rl.ppo import RecurrentPPO
-from agents.rl.vec_env import VectorEnvAdapter, make_vec_env, split_info
+from __future__ import annotations
 
-__all__ = [
-    "CellPolicy",
-    "DictSequenceRolloutBuffer",
-    "MultiInputCellPolicy",
-    "RecurrentPPO",
-    "SequenceRolloutBuffer",
-    "SequenceSamples",
-    "VectorEnvAdapter",
-    "evaluate",
-    "make_vec_env",
-    "split_info",
-    "state_to_numpy",
-    "state_to_tensor",
-]
+import importlib
+from typing import Any
+
+# Public names and their modules, imported on first use: ``memory-bench --help`` reaches
+# agents.rl.cli through this package and must not import torch or Stable-Baselines3.
+_LAZY = {
+    "CellPolicy": "agents.rl.policy",
+    "DictSequenceRolloutBuffer": "agents.rl.buffer",
+    "MultiInputCellPolicy": "agents.rl.policy",
+    "RecurrentPPO": "agents.rl.ppo",
+    "SequenceRolloutBuffer": "agents.rl.buffer",
+    "SequenceSamples": "agents.rl.buffer",
+    "VectorEnvAdapter": "agents.rl.vec_env",
+    "evaluate": "agents.rl.evaluation",
+    "make_vec_env": "agents.rl.vec_env",
+    "split_info": "agents.rl.vec_env",
+    "state_to_numpy": "agents.rl.policy",
+    "state_to_tensor": "agents.rl.policy",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'agents.rl' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

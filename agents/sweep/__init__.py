@@ -14,16 +14,35 @@ the benchmark report (leaderboards, memory-scaling curves, learning curves, spee
 - :mod:`agents.sweep.cli`: ``memory-bench sweep`` (``memory-bench report SWEEP_DIR`` delegates here).
 """
 
-from agents.sweep.runner import SweepDir, SweepOutcome, run_sweep
-from agents.sweep.spec import RunSpec, expand, load_spec
+from __future__ import annotations
 
-__all__ = ["RunSpec", "SweepDir", "SweepOutcome", "build_report", "expand", "load_spec", "run_sweep", "write_sweep_report"]
+import importlib
+from typing import Any
+
+# Public names and their modules, imported on first use (the runner pulls in torch through the
+# run-directory helpers, the report matplotlib; ``memory-bench --help`` needs neither).
+_LAZY = {
+    "RunSpec": "agents.sweep.spec",
+    "SweepDir": "agents.sweep.runner",
+    "SweepOutcome": "agents.sweep.runner",
+    "build_report": "agents.sweep.report",
+    "expand": "agents.sweep.spec",
+    "load_spec": "agents.sweep.spec",
+    "run_sweep": "agents.sweep.runner",
+    "write_sweep_report": "agents.sweep.report",
+}
+
+__all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str):
-    # The report pulls in matplotlib: import it only when asked for.
-    if name in ("build_report", "write_sweep_report"):
-        from agents.sweep import report
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'agents.sweep' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
-        return getattr(report, name)
-    raise AttributeError(f"module 'agents.sweep' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
