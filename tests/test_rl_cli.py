@@ -74,3 +74,21 @@ def test_rl_runs_on_a_gymnasium_env_with_a_vector_entry_point(tmp_path) -> None:
     assert main(["rl", *flags, "--out", str(tmp_path / "run")]) == 0
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["timesteps"] == 32 and summary["eval"]["n_episodes"] == 2
+
+
+def test_threads_default_to_one_on_the_cpu(tmp_path, capsys) -> None:
+    flags = [f for f in TINY if f not in ("--threads", "1")] + ["--device", "cpu", "--timesteps", "32"]
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert main(["rl", *flags, "--out", str(tmp_path / "default")]) == 0
+        assert torch.get_num_threads() == 1
+        assert main(["rl", *flags, "--threads", "2", "--out", str(tmp_path / "two")]) == 0
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    from agents.cli import build_parser
+
+    (sub,) = [a for a in build_parser("rl")._actions if a.dest == "command"]  # noqa: SLF001
+    (threads,) = [a for a in sub.choices["rl"]._actions if a.dest == "threads"]  # noqa: SLF001
+    assert threads.default is None and "default 1" in threads.help

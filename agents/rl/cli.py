@@ -80,6 +80,21 @@ def _print_table(rows: list[tuple[str, str]]) -> None:
         print(f"| {key:<{width}} | {value} |")
 
 
+def _default_threads(threads: int | None, device: str) -> int | None:
+    """``--threads``, or 1 when it is left out and the run is on the CPU (a small recurrent
+    model steps faster on one thread than with torch's default of one per core); None (torch's
+    choice) on a GPU."""
+    if threads is not None:
+        return threads
+    from stable_baselines3.common.utils import get_device
+
+    try:
+        resolved = get_device(device)
+    except (RuntimeError, ValueError) as err:
+        raise ValueError(f"--device {device!r} is not a torch device ({str(err).strip().splitlines()[0]})") from None
+    return 1 if resolved.type == "cpu" else None
+
+
 def run_rl(args: argparse.Namespace) -> int:
     import torch
     from gymnasium import spaces
@@ -92,7 +107,7 @@ def run_rl(args: argparse.Namespace) -> int:
     config = _config(args)
     check_int("--timesteps", args.timesteps, low=1)
     check_int("--eval-episodes", args.eval_episodes, low=1)
-    set_torch_threads(args.threads)
+    set_torch_threads(_default_threads(args.threads, args.device))
     out = Path(args.out) if args.out is not None else default_run_dir(f"rl-{args.env}-{args.cell}", args.seed)
     RunDir.check_new(out, advice="choose another --out")
 
@@ -200,6 +215,8 @@ def add_parser(subparsers) -> None:
     g.add_argument("--out", default=None, help="run directory (default runs/rl-<env>-<cell>-s<seed>-<time>)")
     g.add_argument("--eval-episodes", type=int, default=100, help="episodes of the final evaluation (default 100)")
     g.add_argument("--device", default="auto", help="torch device (default auto)")
-    g.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    g.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default 1 on the CPU, where small recurrent models run fastest on one "
+                   "thread; torch's choice on a GPU)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=run_rl)
