@@ -13,6 +13,9 @@
 - :class:`VectorEnvAdapter`, :func:`make_vec_env` (:mod:`agents.rl.vec_env`): Gymnasium vector envs
   (memenvs' numpy-batched ones) as SB3 VecEnvs.
 - :func:`evaluate` (:mod:`agents.rl.evaluation`): mean return and success rate over episodes.
+- :func:`load_policy` (:mod:`agents.rl.runs`): the trained model of a ``memory-bench rl`` run,
+  rebuilt from its config.json and weights-only policy.pt (``RecurrentPPO.load("model.zip")``
+  unpickles with cloudpickle, which can run code from the file: load only trusted archives).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ _LAZY = {
     "SequenceSamples": "agents.rl.buffer",
     "VectorEnvAdapter": "agents.rl.vec_env",
     "evaluate": "agents.rl.evaluation",
+    "load_policy": "agents.rl.runs",
     "make_vec_env": "agents.rl.vec_env",
     "split_info": "agents.rl.vec_env",
     "state_to_numpy": "agents.rl.policy",

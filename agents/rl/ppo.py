@@ -13,6 +13,7 @@ The training loop follows SB3's PPO (same losses, clipping, logging keys, early 
 
 from __future__ import annotations
 
+import os
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -214,6 +215,21 @@ class RecurrentPPO(OnPolicyAlgorithm):
                 f"loss reconstructs the cell inputs, so only target='real' with num_targets={self.policy.features_dim}"
             )
         return AuxiliaryLoss(self.policy.cell, **kwargs)
+
+    @classmethod
+    def load_safe(
+        cls, run_dir: str | os.PathLike, env: GymEnv | None = None, device: th.device | str | None = None
+    ) -> RecurrentPPO:
+        """The trained model of a ``memory-bench rl`` run directory, loaded without unpickling:
+        rebuilt from its ``config.json``, weights from ``policy.pt`` via
+        ``torch.load(weights_only=True)``. See :func:`agents.rl.runs.load_policy`.
+
+        Prefer it to :meth:`load`: SB3's ``load("model.zip")`` restores the objects of the archive
+        with cloudpickle, which runs whatever code the file holds.
+        """
+        from agents.rl.runs import load_policy
+
+        return load_policy(run_dir, env=env, device=None if device is None else str(device))  # type: ignore[arg-type]
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         state_dicts = ["policy", "policy.optimizer"] + (["aux_loss"] if self.aux_loss is not None else [])

@@ -27,7 +27,7 @@ from typing import Any
 SUMMARY_FILE = "summary.json"
 ERROR_FILE = "error.json"
 #: ``memory-bench rl`` options the sweep sets itself.
-_RL_RESERVED = ("help", "out", "threads", "no_progress")
+_RL_RESERVED = ("help", "out", "threads", "no_progress", "resume")
 _RL_DICT_OPTIONS = ("env_kw", "cell_kw", "aux_kw")
 
 
