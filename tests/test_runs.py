@@ -14,6 +14,7 @@ import torch
 from agents.supervised.report import load_run, markdown_table, write_report
 from agents.supervised.runs import (
     CHECKPOINT_FORMAT,
+    CheckpointError,
     RunDir,
     find_runs,
     load_checkpoint,
@@ -40,7 +41,7 @@ def test_raw_pickle_with_code_is_refused(tmp_path):
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.pt"
     path.write_bytes(pickle.dumps({"format": CHECKPOINT_FORMAT, "x": Evil(marker)}, protocol=2))
-    with pytest.raises(ValueError, match="refusing checkpoint"):
+    with pytest.raises(CheckpointError, match="weights-only loading refused it"):
         load_checkpoint(path)
     assert not marker.exists()
 
@@ -50,7 +51,7 @@ def test_torch_zip_checkpoint_with_code_is_refused(tmp_path):
     path = tmp_path / "evil.pt"
     torch.save({"format": CHECKPOINT_FORMAT, "model": {"w": torch.ones(2)}, "x": Evil(marker)}, path)
     assert not marker.exists()  # saving does not run it
-    with pytest.raises(ValueError, match="refusing checkpoint"):
+    with pytest.raises(CheckpointError, match="weights-only loading refused it"):
         load_checkpoint(path)
     assert not marker.exists()
 
@@ -58,8 +59,12 @@ def test_torch_zip_checkpoint_with_code_is_refused(tmp_path):
 def test_foreign_checkpoint_is_refused(tmp_path):
     path = tmp_path / "other.pt"
     torch.save({"state_dict": {"w": torch.ones(2)}}, path)
-    with pytest.raises(ValueError, match=CHECKPOINT_FORMAT):
+    with pytest.raises(CheckpointError, match=CHECKPOINT_FORMAT):
         load_checkpoint(path)
+    save_checkpoint(path, {"format": CHECKPOINT_FORMAT, "update": 1})
+    assert load_checkpoint(path, keys=("update",))["update"] == 1
+    with pytest.raises(CheckpointError, match="no model, rng in it"):
+        load_checkpoint(path, keys=("update", "model", "rng"))
     with pytest.raises(FileNotFoundError):
         load_checkpoint(tmp_path / "missing.pt")
 
@@ -95,6 +100,26 @@ def test_metrics_rows_round_trip_exactly_and_truncate(tmp_path):
     assert [float(r["eval_ce"]) for r in rows] == values  # repr round-trips floats exactly
     run.truncate_metrics(5)
     assert [r["update"] for r in run.read_metrics()[1]] == ["0", "5"]
+
+
+def test_reopen_drops_rows_after_the_checkpoint_or_all_of_them(tmp_path):
+    run = RunDir.create(tmp_path / "r", {"task": "copy", "updates": 4}, ["update", "eval_ce"])
+    for update in (0, 2, 4):
+        run.append_metrics({"update": update, "eval_ce": 1.0})
+    run.reopen({"task": "copy", "updates": 8}, ["update", "eval_ce"], last_update=2)
+    assert [r["update"] for r in run.read_metrics()[1]] == ["0", "2"]
+    assert run.read_config()["updates"] == 8
+    run.reopen({"task": "copy", "updates": 8}, ["update", "wall_time", "eval_ce"], last_update=None)
+    assert run.read_metrics() == (["update", "wall_time", "eval_ce"], [])
+
+
+def test_unreadable_config_is_one_line_naming_the_file(tmp_path):
+    run = RunDir.create(tmp_path / "r", {"task": "copy"}, ["update"])
+    for text in ('{"task": "co', "[1, 2]", "\udcff"):
+        run.config_path.write_text(text, errors="surrogateescape")
+        with pytest.raises(ValueError, match="unreadable .*config.json") as err:
+            run.read_config()
+        assert "\n" not in str(err.value)
 
 
 def test_create_refuses_non_empty_directory(tmp_path):

@@ -13,7 +13,10 @@ Checkpoints contain only tensors, numbers, strings, lists and dicts, so they loa
 ``torch.load(weights_only=True)``, which refuses pickles that would run code. Random number
 generator states are saved as a tensor (torch) and as JSON text (numpy), which makes a resumed CPU
 run bit-identical to an uninterrupted one. Every file is written to a temporary name and moved
-into place with ``os.replace``, so a crash never leaves half a checkpoint.
+into place with ``os.replace``, so a crash never leaves half a checkpoint. A checkpoint that cannot
+be read anyway (cut short by a full disk or a copy, overwritten, from another run) raises
+:class:`CheckpointError`, one line naming the file, and :func:`load_checkpoint` is the only place
+that reads checkpoints.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import csv
 import json
 import os
 import pickle
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -63,25 +67,62 @@ def save_checkpoint(path: str | os.PathLike, checkpoint: dict[str, Any]) -> None
     _atomic(Path(path), lambda tmp: torch.save(checkpoint, tmp))
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: torch.device | str | None = "cpu") -> dict[str, Any]:
-    """Load a checkpoint with ``torch.load(weights_only=True)``.
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used: truncated, corrupt, not plain data, not of this format,
+    or not fitting the run. The message is one line naming the file and what to do."""
+
+    def __init__(self, path: str | os.PathLike, detail: str) -> None:
+        self.path = Path(path)
+        self.detail = detail
+        super().__init__(
+            f"unreadable checkpoint {self.path} ({detail}): it is truncated, corrupt or not a checkpoint of this run; "
+            f"delete it and start the run afresh (resuming a run that has no {LATEST} starts it from update 0)"
+        )
+
+
+def load_checkpoint(
+    path: str | os.PathLike, map_location: torch.device | str | None = "cpu", keys: Iterable[str] = ()
+) -> dict[str, Any]:
+    """Load a checkpoint with ``torch.load(weights_only=True)`` (a file's content never runs code).
+
+    Args:
+        path: the ``.pt`` file.
+        map_location: device for the tensors.
+        keys: entries the caller needs; a checkpoint without one of them is refused.
 
     Raises:
         FileNotFoundError: no file at ``path``.
-        ValueError: the file is not a plain-data checkpoint of this format (e.g. a pickle that
-            would run code, which ``weights_only=True`` refuses to unpickle).
+        CheckpointError: (a ValueError) the file cannot be read (truncated, empty, garbage), is
+            not plain data (a pickle that would run code, which ``weights_only=True`` refuses to
+            unpickle), is not a checkpoint of this format, or lacks one of ``keys``.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, AttributeError, TypeError) as err:
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(f"refusing checkpoint {path}: not a plain tensor/JSON checkpoint ({first_line})") from err
+        with warnings.catch_warnings():  # e.g. torch's note on the pickle protocol of a foreign file
+            warnings.simplefilter("ignore")
+            checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "weights only" in str(err).lower():
+            raise CheckpointError(path, "weights-only loading refused it: it holds more than tensors and plain data") from err
+        raise CheckpointError(path, error_line(err)) from err
+    except Exception as err:  # torch raises OSError, RuntimeError, EOFError... depending on where a file is cut
+        raise CheckpointError(path, "the file is empty" if path.stat().st_size == 0 else error_line(err)) from err
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"refusing checkpoint {path}: not a {CHECKPOINT_FORMAT} file")
+        raise CheckpointError(path, f"not a {CHECKPOINT_FORMAT} file")
+    missing = [k for k in keys if k not in checkpoint]
+    if missing:
+        raise CheckpointError(path, f"no {', '.join(missing)} in it")
     return checkpoint
+
+
+def error_line(err: BaseException, limit: int = 160) -> str:
+    """``"Type: first sentence of the message"``, on one line of at most ``limit`` characters."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    text = text.split(". ")[0]
+    line = f"{type(err).__name__}: {text}" if text else type(err).__name__
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 # --------------------------------------------------------------------------------------------
@@ -164,7 +205,23 @@ class RunDir:
     def read_config(self) -> dict[str, Any]:
         if not self.config_path.is_file():
             raise FileNotFoundError(f"{self.path} is not a run directory: no {CONFIG_FILE}")
-        return read_json(self.config_path)
+        try:
+            config = read_json(self.config_path)
+        except (ValueError, UnicodeDecodeError) as err:
+            raise ValueError(f"unreadable {self.config_path} ({error_line(err)}): fix or delete the run directory") from None
+        if not isinstance(config, dict):
+            raise ValueError(f"unreadable {self.config_path}: not a JSON object")
+        return config
+
+    def reopen(self, config: dict[str, Any], columns: Iterable[str], last_update: int | None) -> None:
+        """Continue this run after its checkpoint at ``last_update``: drop the metrics rows logged
+        after it, and save ``config`` (which may differ in the fields a resume may change).
+        ``last_update=None`` (no checkpoint yet) starts metrics.csv afresh with ``columns``."""
+        if last_update is None:
+            self._write_rows(list(columns), [])
+        else:
+            self.truncate_metrics(last_update)
+        write_json(self.config_path, config)
 
     # -- metrics.csv ------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ import dataclasses
 import itertools
 import json
 import math
+import sys
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -49,13 +50,25 @@ from agents.supervised.metrics import (
     sequence_loss,
     to_tensors,
 )
-from agents.supervised.runs import CHECKPOINT_FORMAT, RunDir, load_checkpoint, restore_rng_state, rng_state, save_checkpoint, write_json
+from agents.supervised.runs import (
+    CHECKPOINT_FORMAT,
+    CheckpointError,
+    RunDir,
+    error_line,
+    load_checkpoint,
+    restore_rng_state,
+    rng_state,
+    save_checkpoint,
+    write_json,
+)
 from memenvs.core import SequenceBatch, SequenceTask, _resolve_task, check_choice, check_float, check_int
 
 OPTIMIZERS = ("adam", "amsgrad", "rmsprop")
 AUX_MODES = ("none", "reconstruction", "prediction")
 #: Config fields that ``resume`` may change (everything else must match the saved config).
 RESUMABLE_CHANGES = ("updates", "device", "target_metric", "target_value")
+#: What a training checkpoint holds besides its format tag (all needed to resume).
+CHECKPOINT_KEYS = ("update", "wall_time", "config", "model", "optimizer", "aux", "rng", "best", "last")
 
 
 class TrainingDiverged(RuntimeError):
@@ -446,11 +459,15 @@ def train(
             summary); None trains without writing anything.
         resume: continue the run in ``out_dir`` from its latest checkpoint. The saved config
             must match ``config`` except for :data:`RESUMABLE_CHANGES` (e.g. more ``updates``).
-            On CPU the result is bit-identical to an uninterrupted run.
+            On CPU the result is bit-identical to an uninterrupted run. Metrics rows and
+            TensorBoard events logged after the checkpoint are dropped, so every update appears
+            once. A run stopped before its first checkpoint (config.json but no latest.pt) starts
+            afresh from update 0, with a note on stderr.
         progress: show a tqdm progress bar (updates/s, loss, best metric).
 
     Raises:
-        ValueError: invalid config or run directory (nothing is written in that case).
+        ValueError: invalid config or run directory, or (:class:`CheckpointError`) a checkpoint
+            to resume from that cannot be read; nothing is written in these cases.
         TrainingDiverged: the loss or gradient norm became NaN/inf.
     """
     if not isinstance(config, TrainConfig):
@@ -461,21 +478,23 @@ def train(
     params = [p for group in optimizer.param_groups for p in group["params"]]
     train_rng = np.random.default_rng(np.random.SeedSequence(config.seed).spawn(2)[0])
 
-    # -- run directory and resume point ---------------------------------------------------------
+    # -- run directory and resume point (a resumed run is read in full before anything is written)
     run = _open_run(config, out_dir, resume, setup)
     start, elapsed = 0, 0.0
     best: dict[str, Any] = {"metric": setup.best_metric, "value": None, "update": None, "metrics": {}}
     last_eval: dict[str, Any] = {"update": None, "metrics": {}}
+    ckpt = None
     if run is not None and resume:
-        ckpt = load_checkpoint(run.latest_path, map_location=device)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        if aux is not None:
-            aux.load_state_dict(ckpt["aux"])
-        restore_rng_state(ckpt["rng"], train_rng)
-        start, elapsed, best, last_eval = ckpt["update"], ckpt["wall_time"], ckpt["best"], ckpt["last"]
-        run.truncate_metrics(start)
-    writer = _tensorboard(run, start if resume else None)
+        if run.latest_path.is_file():
+            ckpt = _restore(run.latest_path, setup, train_rng)
+            start, elapsed, best, last_eval = ckpt["update"], ckpt["wall_time"], ckpt["best"], ckpt["last"]
+        else:
+            print(f"note: {run.path} has no {run.latest_path.name} (the run stopped before its first checkpoint): "
+                  "starting it afresh from update 0", file=sys.stderr)
+        run.reopen(config.to_dict(), setup.columns(), start if ckpt is not None else None)
+    # TensorBoard hides the events a resumed run logged after its checkpoint (all of them without one)
+    purge_step = (start + 1 if ckpt is not None else 0) if resume else None
+    writer = _tensorboard(run, purge_step)
     t0 = time.perf_counter() - elapsed
 
     def checkpoint(update: int) -> dict[str, Any]:
@@ -539,7 +558,7 @@ def train(
     status, update = "completed", start
     bar = tqdm(total=config.updates, initial=start, disable=not progress, unit="upd", dynamic_ncols=True)
     try:
-        if start == 0:  # learning curves start from the untrained model (the target is not checked here)
+        if ckpt is None:  # learning curves start from the untrained model (the target is not checked here)
             log_evaluation(0, _Sums())
         sums = _Sums()
         for update in range(start + 1, config.updates + 1):
@@ -639,7 +658,8 @@ def _diverged(run: RunDir | None, what: str) -> TrainingDiverged:
 
 
 def _open_run(config: TrainConfig, out_dir: str | Path | None, resume: bool, setup: Setup) -> RunDir | None:
-    """Create the run directory, or check that the one to resume matches ``config``."""
+    """Create the run directory, or check that the one to resume matches ``config`` (writing
+    nothing: :meth:`RunDir.reopen` does, once the checkpoint has been read)."""
     if out_dir is None:
         if resume:
             raise ValueError("resume=True needs the run directory (out_dir / --out)")
@@ -648,8 +668,6 @@ def _open_run(config: TrainConfig, out_dir: str | Path | None, resume: bool, set
         return RunDir.create(out_dir, config.to_dict(), setup.columns())
     run = RunDir(out_dir)
     saved = run.read_config()
-    if not run.latest_path.is_file():
-        raise FileNotFoundError(f"cannot resume {out_dir}: no {run.latest_path.name}")
     mine = config.to_dict()
     differ = sorted(k for k in set(saved) | set(mine) if saved.get(k) != mine.get(k) and k not in RESUMABLE_CHANGES)
     if differ:
@@ -657,16 +675,37 @@ def _open_run(config: TrainConfig, out_dir: str | Path | None, resume: bool, set
             f"cannot resume {out_dir} with a different config: {', '.join(differ)} differ "
             f"(only {', '.join(RESUMABLE_CHANGES)} may change)"
         )
-    write_json(run.config_path, mine)
     return run
 
 
-def _tensorboard(run: RunDir | None, purge_from: int | None):
+def _restore(path: Path, setup: Setup, train_rng: np.random.Generator) -> dict[str, Any]:
+    """Load the checkpoint at ``path`` into the model, optimiser, aux loss and RNGs; raise
+    :class:`CheckpointError` if it cannot be read or does not fit this run."""
+    ckpt = load_checkpoint(path, map_location=setup.device, keys=CHECKPOINT_KEYS)
+    try:
+        if isinstance(ckpt["update"], bool) or not isinstance(ckpt["update"], int) or ckpt["update"] < 0:
+            raise ValueError(f"update={ckpt['update']!r} is not an update number")
+        if not isinstance(ckpt["best"], dict) or not isinstance(ckpt["last"], dict):
+            raise ValueError("best / last are not dicts")
+        float(ckpt["wall_time"])
+        setup.model.load_state_dict(ckpt["model"])
+        setup.optimizer.load_state_dict(ckpt["optimizer"])
+        if setup.aux is not None:
+            setup.aux.load_state_dict(ckpt["aux"])
+        restore_rng_state(ckpt["rng"], train_rng)
+    except Exception as err:  # KeyError, RuntimeError (shapes), TypeError, ValueError...: another run's file
+        raise CheckpointError(path, f"it does not fit this run: {error_line(err)}") from err
+    return ckpt
+
+
+def _tensorboard(run: RunDir | None, purge_step: int | None):
+    """The run's TensorBoard writer; ``purge_step``: TensorBoard hides the events of earlier
+    event files from this step on (those logged after the checkpoint a run resumes from)."""
     if run is None:
         return None
     from torch.utils.tensorboard import SummaryWriter
 
-    return SummaryWriter(str(run.tensorboard_path), purge_step=None if purge_from is None else purge_from + 1)
+    return SummaryWriter(str(run.tensorboard_path), purge_step=purge_step)
 
 
 def load_model(run_dir: str | Path, which: str = "best", device: str = "cpu") -> tuple[SequenceModel, TrainConfig]:
@@ -676,5 +715,9 @@ def load_model(run_dir: str | Path, which: str = "best", device: str = "cpu") ->
     config = TrainConfig.from_dict(run.read_config())
     model = build_model(config, make_task(config.task, config.task_kwargs)).to(device)
     path = run.best_path if which == "best" and run.best_path.is_file() else run.latest_path
-    model.load_state_dict(load_checkpoint(path, map_location=device)["model"])
+    weights = load_checkpoint(path, map_location=device, keys=("model",))["model"]
+    try:
+        model.load_state_dict(weights)
+    except Exception as err:  # RuntimeError on missing keys or shapes, TypeError on a non-dict
+        raise CheckpointError(path, f"it does not fit this run: {error_line(err)}") from err
     return model, config
