@@ -1,9 +1,11 @@
 """Faults found by using the supervised harness as a new user would, one test each: unreadable
-checkpoints, and a run killed right after an evaluation or before its first checkpoint."""
+checkpoints, ``tbptt=0``, a run killed right after an evaluation or before its first checkpoint,
+and a finite loss explosion."""
 
 from __future__ import annotations
 
 import csv
+import json
 import math
 import pathlib
 import pickle
@@ -14,7 +16,8 @@ import pytest
 import torch
 
 from agents.cli import main
-from agents.supervised import TrainConfig, load_model, train
+from agents.supervised import TrainConfig, TrainingDiverged, load_model, train
+from agents.supervised import trainer as trainer_module
 from agents.supervised.runs import CHECKPOINT_FORMAT, CheckpointError, load_checkpoint, save_checkpoint
 from memenvs.tasks.copy import CopyTask
 
@@ -179,6 +182,30 @@ def test_checkpoint_loads_stay_weights_only(finished_run, monkeypatch, tmp_path)
 
 
 # --------------------------------------------------------------------------------------------
+# 2. tbptt=0 is not full BPTT
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [0, -3])
+def test_tbptt_below_one_is_refused(value):
+    with pytest.raises(ValueError) as err:
+        small(tbptt=value)
+    message = str(err.value)
+    assert f"tbptt={value}" in message and "None" in message and ">= 1" in message
+
+
+@pytest.mark.parametrize("value", ["0", "-3"])
+def test_tbptt_flag_below_one_is_refused(tmp_path, capsys, value):
+    out = tmp_path / "run"
+    argv = ["train", "--task", "copy", "--task-kw", "delay=3", "--cell", "gru", "--hidden-size", "4", "--updates", "1",
+            "--tbptt", value, "--out", str(out), "--no-progress"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"tbptt={value}" in err and ">= 1" in err
+    assert not out.exists()
+
+
+# --------------------------------------------------------------------------------------------
 # 3. A run killed right after an evaluation logs each update once after resuming
 # --------------------------------------------------------------------------------------------
 
@@ -234,3 +261,65 @@ def test_resume_without_a_checkpoint_drops_rows_logged_before_the_kill(tmp_path,
     assert updates_in(run) == [0, 2, 4]
     assert tensorboard_steps(run) == [0, 2, 4]
     assert load_checkpoint(run / "latest.pt")["update"] == 4
+
+
+# --------------------------------------------------------------------------------------------
+# 5. A finite loss explosion stops the run like a NaN
+# --------------------------------------------------------------------------------------------
+
+
+def _explode_from(monkeypatch, call: int) -> None:
+    """From the ``call``-th training step on, the task loss is 1e12 times larger: finite, and small
+    enough that the gradient norm stays finite in float32 (so only ``max_loss`` can stop the run)."""
+    real, calls = trainer_module.sequence_loss, [0]
+
+    def exploding(*args, **kwargs):
+        calls[0] += 1
+        loss = real(*args, **kwargs)
+        return loss * 1e12 if calls[0] >= call else loss
+
+    monkeypatch.setattr(trainer_module, "sequence_loss", exploding)
+
+
+def test_loss_above_max_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    _explode_from(monkeypatch, 3)
+    run = tmp_path / "run"
+    with pytest.raises(TrainingDiverged, match="at update 3") as err:
+        train(small(), out_dir=run, progress=False)
+    assert "max_loss=1e+06" in str(err.value) and "latest.pt" in str(err.value)
+    assert load_checkpoint(run / "latest.pt")["update"] == 2
+    assert updates_in(run) == [0, 2]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "diverged" and "update 3" in summary["error"]
+
+
+def test_max_loss_none_disables_the_bound(monkeypatch):
+    _explode_from(monkeypatch, 3)
+    assert train(small(max_loss=None), progress=False)["status"] == "completed"
+
+
+def test_a_run_saved_before_max_loss_existed_resumes(finished_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    saved = json.loads((run / "config.json").read_text())
+    del saved["max_loss"]
+    (run / "config.json").write_text(json.dumps(saved))
+    assert main(["train", "--resume", "--out", str(run), "--updates", "4", "--no-progress"]) == 0
+    assert json.loads((run / "config.json").read_text())["max_loss"] == 1e6
+
+
+@pytest.mark.parametrize("value", [0.0, -1.0, float("nan"), float("inf"), "big"])
+def test_bad_max_loss_is_refused(value):
+    with pytest.raises(ValueError, match="max_loss"):
+        small(max_loss=value)
+
+
+def test_max_loss_flag(tmp_path, capsys, monkeypatch):
+    _explode_from(monkeypatch, 1)
+    common = ["train", "--task", "copy", "--task-kw", "delay=3", "--cell", "gru", "--hidden-size", "4", "--updates", "2",
+              "--eval-every", "2", "--eval-batches", "1", "--eval-batch-size", "4", "--no-progress"]
+    assert main([*common, "--max-loss", "0", "--out", str(tmp_path / "zero")]) == 2
+    assert "max_loss=0" in capsys.readouterr().err and not (tmp_path / "zero").exists()
+    assert main([*common, "--max-loss", "1e20", "--out", str(tmp_path / "high")]) == 0
+    assert main([*common, "--out", str(tmp_path / "default")]) == 1
+    assert "max_loss" in capsys.readouterr().err

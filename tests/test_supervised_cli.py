@@ -74,6 +74,9 @@ def test_parse_curriculum():
         (["--cell-kw", "scale=-1"], "scale=-1"),
         (["--optimizer", "sgd"], "optimizer='sgd'"),
         (["--clip", "abc"], "--clip"),
+        (["--clip", "0"], "clip=0.0"),  # 0 is not an alias of none: the config refuses it
+        (["--tbptt", "0"], "tbptt=0"),
+        (["--max-loss", "-1"], "max_loss=-1"),
         (["--curriculum", "5"], "--curriculum"),
         (["--aux", "recon"], "aux='recon'"),
         (["--hidden-size", "0"], "hidden_size=0"),

@@ -38,7 +38,9 @@ def parse_curriculum(text: str) -> list[list[Any]]:
 
 
 def _optional_number(text: str, flag: str, kind: type) -> Any:
-    if text.strip().lower() in ("none", "off", "0"):
+    """``"none"``/``"off"`` -> None, else the number (0 is a number: the config decides whether
+    it is allowed, so ``--tbptt 0`` is refused rather than read as full BPTT)."""
+    if text.strip().lower() in ("none", "off"):
         return None
     value = parse_value(text)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
@@ -70,6 +72,8 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
         given["clip"] = _optional_number(args.clip, "--clip", float)
     if args.tbptt is not None:
         given["tbptt"] = _optional_number(args.tbptt, "--tbptt", int)
+    if args.max_loss is not None:
+        given["max_loss"] = _optional_number(args.max_loss, "--max-loss", float)
     if args.curriculum is not None:
         given["curriculum"] = parse_curriculum(args.curriculum)
     return given
@@ -126,12 +130,13 @@ def _add_train(subparsers) -> None:
     g.add_argument("--lr", type=float, help="default 1e-3")
     g.add_argument("--clip", metavar="NORM|none", help="gradient-norm clipping; default 1.0")
     g.add_argument("--seed", type=int, help="default 0")
-    g.add_argument("--tbptt", metavar="N|none", help="truncated BPTT: gradient only within the last-aligned chunks of N steps")
+    g.add_argument("--tbptt", metavar="N|none", help="truncated BPTT: gradient only within the last-aligned chunks of N >= 1 steps; default none (full BPTT)")
     g.add_argument("--aux", metavar="{none,reconstruction,prediction}", help="auxiliary loss; default none")
     g.add_argument("--aux-weight", type=float, help="default 1.0")
     g.add_argument("--aux-kw", dest="aux_kwargs", action="append", metavar="K=V", help="AuxiliaryLoss option (repeatable), e.g. segment_length=100")
     g.add_argument("--aux-pretrain", dest="aux_pretrain_updates", type=int, metavar="UPDATES", help="aux-only updates first; default 0")
     g.add_argument("--budget-weight", type=float, help="g-LSTM budget loss weight; default 0 (off)")
+    g.add_argument("--max-loss", metavar="LOSS|none", help="stop as diverged (like a NaN loss) when a training loss exceeds LOSS; default 1e6")
     g.add_argument("--curriculum", metavar="V:N[,V:N...]", help="train N updates at length-knob value V, stage by stage, then on the task")
     g = p.add_argument_group("evaluation and output")
     g.add_argument("--eval-every", type=int, help="default 100")

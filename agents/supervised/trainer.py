@@ -25,6 +25,7 @@ import dataclasses
 import itertools
 import json
 import math
+import numbers
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -66,14 +67,14 @@ from memenvs.core import SequenceBatch, SequenceTask, _resolve_task, check_choic
 OPTIMIZERS = ("adam", "amsgrad", "rmsprop")
 AUX_MODES = ("none", "reconstruction", "prediction")
 #: Config fields that ``resume`` may change (everything else must match the saved config).
-RESUMABLE_CHANGES = ("updates", "device", "target_metric", "target_value")
+RESUMABLE_CHANGES = ("updates", "device", "target_metric", "target_value", "max_loss")
 #: What a training checkpoint holds besides its format tag (all needed to resume).
 CHECKPOINT_KEYS = ("update", "wall_time", "config", "model", "optimizer", "aux", "rng", "best", "last")
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss or the gradient norm became NaN/inf; the message names the update and the last
-    good checkpoint (which is left untouched)."""
+    """The loss or the gradient norm became NaN/inf, or the loss rose above ``max_loss``; the
+    message names the update and the last good checkpoint (which is left untouched)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -101,8 +102,12 @@ class TrainConfig:
         lr: learning rate.
         clip: gradient-norm clipping threshold; None disables clipping.
         seed: seeds model init (torch), the training stream and the evaluation stream.
-        tbptt: None for full BPTT, else truncated BPTT over chunks of ``tbptt`` steps aligned to
-            the end of the sequence (:meth:`SequenceModel.run_encoded`).
+        tbptt: None for full BPTT, else truncated BPTT over chunks of ``tbptt`` >= 1 steps aligned
+            to the end of the sequence (:meth:`SequenceModel.run_encoded`).
+        max_loss: stop the run as diverged, as a NaN loss does, when the training loss of an
+            update (all terms) exceeds this; None: only NaN/inf stop it. The default 1e6 is far
+            above any loss of a sound run of the built-in tasks (a uniform guess over a million
+            classes costs 14 nats); raise it for a task whose losses are legitimately larger.
         aux: ``"none"``, ``"reconstruction"`` (r-LSTM) or ``"prediction"`` (p-LSTM).
         aux_weight: weight of the auxiliary loss (paper: 1).
         aux_kwargs: options of :class:`agents.losses.AuxiliaryLoss`; ``segment_length`` defaults
@@ -141,6 +146,7 @@ class TrainConfig:
     clip: float | None = 1.0
     seed: int = 0
     tbptt: int | None = None
+    max_loss: float | None = 1e6
     aux: str = "none"
     aux_weight: float = 1.0
     aux_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -184,7 +190,15 @@ class TrainConfig:
                 raise ValueError("clip=0.0 must be > 0 (use None to disable clipping)")
         self.seed = check_int("seed", self.seed, low=0)
         if self.tbptt is not None:
-            self.tbptt = check_int("tbptt", self.tbptt, low=1)
+            if isinstance(self.tbptt, bool) or not isinstance(self.tbptt, numbers.Integral) or self.tbptt < 1:
+                raise ValueError(
+                    f"tbptt={self.tbptt!r} is not allowed: None (full BPTT) or an integer >= 1 (chunk length in steps)"
+                )
+            self.tbptt = int(self.tbptt)
+        if self.max_loss is not None:
+            self.max_loss = check_float("max_loss", self.max_loss, low=0.0)
+            if self.max_loss == 0:
+                raise ValueError(f"max_loss={self.max_loss!r} must be > 0 (None: stop only on NaN/inf)")
         check_choice("aux", self.aux, AUX_MODES)
         self.aux_weight = check_float("aux_weight", self.aux_weight, low=0.0)
         self.aux_pretrain_updates = check_int("aux_pretrain_updates", self.aux_pretrain_updates, low=0)
@@ -468,7 +482,8 @@ def train(
     Raises:
         ValueError: invalid config or run directory, or (:class:`CheckpointError`) a checkpoint
             to resume from that cannot be read; nothing is written in these cases.
-        TrainingDiverged: the loss or gradient norm became NaN/inf.
+        TrainingDiverged: the loss or gradient norm became NaN/inf, or the loss exceeded
+            ``max_loss``.
     """
     if not isinstance(config, TrainConfig):
         raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
@@ -584,6 +599,8 @@ def train(
             loss_value = loss.item()
             if not math.isfinite(loss_value):
                 raise _diverged(run, f"loss is {loss_value} at update {update}")
+            if config.max_loss is not None and loss_value > config.max_loss:
+                raise _diverged(run, f"loss is {loss_value:.4g} at update {update}, above max_loss={config.max_loss:g}")
 
             # 3. Backward, clip, step.
             optimizer.zero_grad(set_to_none=True)
