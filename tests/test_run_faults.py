@@ -1,6 +1,6 @@
 """Faults found by using the supervised harness as a new user would, one test each: unreadable
 checkpoints, ``tbptt=0``, a run killed right after an evaluation or before its first checkpoint,
-and a finite loss explosion."""
+a finite loss explosion, and the CLI's thread default."""
 
 from __future__ import annotations
 
@@ -323,3 +323,31 @@ def test_max_loss_flag(tmp_path, capsys, monkeypatch):
     assert main([*common, "--max-loss", "1e20", "--out", str(tmp_path / "high")]) == 0
     assert main([*common, "--out", str(tmp_path / "default")]) == 1
     assert "max_loss" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------
+# 6. One torch thread by default on CPU
+# --------------------------------------------------------------------------------------------
+
+
+def test_cli_uses_one_thread_on_cpu_unless_told(tmp_path, capsys, monkeypatch):
+    import agents.supervised.cli as cli
+
+    seen = []
+    monkeypatch.setattr(cli, "set_torch_threads", lambda threads, flag="--threads": seen.append(threads))
+    common = ["train", "--task", "copy", "--task-kw", "delay=3", "--cell", "gru", "--hidden-size", "4", "--updates", "1",
+              "--eval-batches", "1", "--eval-batch-size", "4", "--no-progress"]
+    assert main([*common, "--out", str(tmp_path / "a")]) == 0
+    assert main([*common, "--threads", "2", "--out", str(tmp_path / "b")]) == 0
+    assert main(["train", "--resume", "--out", str(tmp_path / "a"), "--updates", "2", "--no-progress"]) == 0
+    assert seen == [1, 2, 1]
+    assert "threads" not in (tmp_path / "a" / "config.json").read_text()
+    assert cli.default_threads(None, "cpu") == 1 and cli.default_threads(3, "cpu") == 3
+    assert cli.default_threads(None, "cuda:0") is None
+
+
+def test_help_says_the_thread_default(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--threads" in text and "default 1 on CPU" in text

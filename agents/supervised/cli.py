@@ -10,6 +10,7 @@
 Every flag is checked (task and model are built) before the run directory is created, so a bad
 flag exits with one line naming the problem and leaves nothing behind. Flags not given keep the
 defaults of :class:`agents.supervised.TrainConfig`; with ``--resume`` they keep the saved config.
+``--threads`` is not part of the config: it defaults to 1 on the CPU (see :func:`default_threads`).
 torch is imported only when a command runs, so ``memory-bench --help`` stays fast.
 """
 
@@ -79,12 +80,25 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return given
 
 
+def default_threads(threads: int | None, device: str) -> int | None:
+    """``--threads``, or 1 when it is left out and the run is on the CPU: a small recurrent model
+    runs as fast on one thread as on several, and on a busy machine torch's default of one thread
+    per core made a kaf-lstm update vary from 1.3 s to 22 s. None (torch's choice) elsewhere."""
+    if threads is not None:
+        return threads
+    import torch
+
+    try:
+        return 1 if torch.device(device).type == "cpu" else None
+    except (RuntimeError, ValueError):  # not a device: the trainer reports it
+        return None
+
+
 def run_train(args: argparse.Namespace) -> int:
     from agents.supervised.runs import RunDir
     from agents.supervised.trainer import TrainConfig, TrainingDiverged, train
 
     given = config_overrides(args)
-    set_torch_threads(args.threads)
     if args.resume:
         if args.out is None:
             raise ValueError("--resume needs --out DIR (the run to continue)")
@@ -94,6 +108,7 @@ def run_train(args: argparse.Namespace) -> int:
         config = TrainConfig.from_dict(given)
         out = Path(args.out) if args.out is not None else default_run_dir(f"{config.task}-{config.cell}", config.seed)
         RunDir.check_new(out)
+    set_torch_threads(default_threads(args.threads, config.device))
     try:
         summary = train(config, out_dir=out, resume=args.resume, progress=not args.no_progress)
     except TrainingDiverged as err:
@@ -148,7 +163,8 @@ def _add_train(subparsers) -> None:
     g.add_argument("--target-metric", help="stop early when this metric reaches --target-value")
     g.add_argument("--target-value", type=float)
     g.add_argument("--device", help="torch device; default cpu")
-    g.add_argument("--threads", type=int, help="torch intra-op threads (1 is fastest for small models on a busy CPU); not saved in the config")
+    g.add_argument("--threads", type=int, help="torch intra-op threads; default 1 on CPU (small models gain little from more, and "
+                   "on a busy machine several can be many times slower), torch's choice on a GPU; not saved in the config")
     g.add_argument("--out", metavar="DIR", help="run directory; default runs/<task>-<cell>-s<seed>-<time>")
     g.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
