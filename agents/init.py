@@ -27,7 +27,9 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor, nn
 
-__all__ = ["chrono_bias", "chrono_init"]
+__all__ = ["GATE_INITS", "chrono_bias", "chrono_init", "init_gru_", "init_lstm_"]
+
+GATE_INITS = ("default", "chrono")
 
 
 def chrono_bias(hidden_size: int, t_max: float, generator: torch.Generator | None = None) -> Tensor:
@@ -59,6 +61,80 @@ def _bias_pairs(module: nn.Module) -> Iterator[tuple[Tensor, Tensor, int]]:
         if not module.bias:
             raise ValueError(f"chrono_init needs biases: {type(module).__name__} was built with bias=False")
         yield module.bias_ih, module.bias_hh, module.hidden_size
+
+
+def _chrono_lstm_biases(bias_ih: Tensor, bias_hh: Tensor, h: int, t_max: float, generator=None) -> None:
+    """LSTM gate order i, f, g, o: ``b_f = log(U[1, t_max - 1])``, ``b_i = -b_f``, others 0."""
+    b = chrono_bias(h, t_max, generator).to(bias_ih)
+    bias_ih.zero_()
+    bias_hh.zero_()
+    bias_ih[h : 2 * h] = b
+    bias_ih[:h] = -b
+
+
+def _chrono_gru_biases(bias_ih: Tensor, bias_hh: Tensor, h: int, t_max: float, generator=None) -> None:
+    """GRU gate order r, z, n (``z`` keeps the state): ``b_z = log(U[1, t_max - 1])``, others 0."""
+    b = chrono_bias(h, t_max, generator).to(bias_ih)
+    bias_ih.zero_()
+    bias_hh.zero_()
+    bias_ih[h : 2 * h] = b
+
+
+def _uniform_(params: tuple[Tensor, ...], hidden_size: int) -> None:
+    """``nn.LSTM``/``nn.GRU``'s draw: every tensor uniform in ±1/sqrt(H), in the given order."""
+    bound = hidden_size**-0.5
+    for p in params:
+        p.uniform_(-bound, bound)
+
+
+@torch.no_grad()
+def init_lstm_(
+    weight_ih: Tensor, weight_hh: Tensor, bias_ih: Tensor, bias_hh: Tensor, *,
+    forget_bias: float | None = 1.0, init: str = "default", t_max: float | None = None,
+) -> None:
+    """Initialise an LSTM's gate parameters in place (``nn.LSTM`` layout, gate order i, f, g, o):
+    the one rule every LSTM-family cell (``lstm``, ``kaf-lstm``, ``glstm``, ``plstm``) uses, so a
+    variant starts from the same LSTM as its baseline.
+
+    The weights and biases are drawn as ``nn.LSTM`` draws them (uniform ±1/sqrt(H), in the order
+    of the arguments: the same seed gives the same values in every cell). Then the biases:
+    ``init="chrono"`` puts the chrono biases on ``bias_ih`` (see the module docstring; ``t_max``
+    required); otherwise ``forget_bias`` goes on ``bias_ih``'s forget block and every other bias
+    is 0 (``None`` keeps the uniform biases of ``nn.LSTM``).
+    """
+    h = weight_hh.shape[1]
+    _uniform_((weight_ih, weight_hh, bias_ih, bias_hh), h)
+    if init == "chrono":
+        if t_max is None:
+            raise ValueError("t_max=None: init='chrono' needs t_max, the longest time constant in steps (>= 2)")
+        _chrono_lstm_biases(bias_ih, bias_hh, h, t_max)
+    elif init != "default":
+        raise ValueError(f"init={init!r} must be one of {', '.join(GATE_INITS)}")
+    elif forget_bias is not None:
+        bias_ih.zero_()
+        bias_hh.zero_()
+        bias_ih[h : 2 * h] = forget_bias
+
+
+@torch.no_grad()
+def init_gru_(
+    weight_ih: Tensor, weight_hh: Tensor, bias_ih: Tensor, bias_hh: Tensor, *,
+    init: str = "default", t_max: float | None = None,
+) -> None:
+    """Initialise a GRU's gate parameters in place (``nn.GRU`` layout, gate order r, z, n), the
+    rule of ``gru`` and ``kaf-gru``: weights drawn as ``nn.GRU`` draws them, then every bias 0
+    (``init="default"``) or the chrono keep-gate bias (``init="chrono"``, ``t_max`` required)."""
+    h = weight_hh.shape[1]
+    _uniform_((weight_ih, weight_hh, bias_ih, bias_hh), h)
+    if init == "chrono":
+        if t_max is None:
+            raise ValueError("t_max=None: init='chrono' needs t_max, the longest time constant in steps (>= 2)")
+        _chrono_gru_biases(bias_ih, bias_hh, h, t_max)
+    elif init != "default":
+        raise ValueError(f"init={init!r} must be one of {', '.join(GATE_INITS)}")
+    else:
+        bias_ih.zero_()
+        bias_hh.zero_()
 
 
 @torch.no_grad()
@@ -100,13 +176,7 @@ def chrono_init(module: nn.Module, t_max: float, generator: torch.Generator | No
     else:
         allowed = "the lstm/gru/janet/gated-rnn cells, nn.LSTM, nn.GRU, nn.LSTMCell, nn.GRUCell"
         raise ValueError(f"chrono_init does not support {type(module).__name__}: allowed are {allowed}")
+    set_biases = _chrono_lstm_biases if kind == "lstm" else _chrono_gru_biases
     for bias_ih, bias_hh, h in _bias_pairs(target):
-        b = chrono_bias(h, t_max, generator).to(bias_ih)
-        bias_ih.zero_()
-        bias_hh.zero_()
-        if kind == "lstm":  # gate order i, f, g, o
-            bias_ih[h : 2 * h] = b
-            bias_ih[:h] = -b
-        else:  # gate order r, z, n; z keeps the old state
-            bias_ih[h : 2 * h] = b
+        set_biases(bias_ih, bias_hh, h, t_max, generator)
     return module

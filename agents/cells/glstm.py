@@ -47,6 +47,8 @@ class GLSTMCell(TimeGatedLSTM):
         two_sigma_sq: whether the exponent has the factor 2 (``2 sigma^2``, the usual Gaussian,
             default) or not (``sigma^2``); PAPERS marks the paper's form [U]. It only changes
             the meaning of ``sigma``.
+        forget_bias, init, t_max: the LSTM's initialisation, as for ``lstm`` (see
+            :class:`agents.cells.plstm.TimeGatedLSTM`).
     """
 
     def __init__(
@@ -57,8 +59,11 @@ class GLSTMCell(TimeGatedLSTM):
         gate_threshold: float = 0.01,
         sigma_init: float = 0.1,
         two_sigma_sq: bool = True,
+        forget_bias: float | None = 1.0,
+        init: str = "default",
+        t_max: float | None = None,
     ) -> None:
-        super().__init__(input_size, hidden_size)
+        super().__init__(input_size, hidden_size, forget_bias, init, t_max)
         self.expected_length = check_float("expected_length", expected_length, low=0.0)
         if self.expected_length <= 0:
             raise ValueError(f"expected_length={expected_length!r} must be > 0")

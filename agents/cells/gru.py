@@ -8,6 +8,7 @@ from torch import Tensor, nn
 
 from agents.cells.base import State
 from agents.cells.fused import FusedCell, check_chrono_t_max
+from agents.init import GATE_INITS, init_gru_
 from memenvs.core import check_choice
 
 
@@ -41,21 +42,15 @@ class GRUCell(FusedCell):
 
     def __init__(self, input_size: int, hidden_size: int, init: str = "default", t_max: float | None = None) -> None:
         super().__init__(input_size, hidden_size)
-        self.init = check_choice("init", init, ("default", "chrono"))
+        self.init = check_choice("init", init, GATE_INITS)
         self.t_max = check_chrono_t_max(init, t_max)
-        self.rnn = nn.GRU(input_size, hidden_size)
+        self.rnn = nn.GRU(input_size, hidden_size, device="meta").to_empty(device="cpu")  # drawn once, below
         self.reset_parameters()
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
         """Re-draw all parameters as described in the class docstring."""
-        self.rnn.reset_parameters()
-        self.bias_ih.zero_()
-        self.bias_hh.zero_()
-        if self.init == "chrono":
-            from agents.init import chrono_init
-
-            chrono_init(self, self.t_max)
+        init_gru_(self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh, init=self.init, t_max=self.t_max)
 
     def _project(self, x: Tensor) -> Tensor:
         """``x W_ih^T + b_ih`` (``b_hn`` sits inside the reset gate's product, so ``b_hh`` stays out)."""

@@ -18,7 +18,9 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from agents.cells.base import RecurrentCell, check_inputs, reset_state
+from agents.cells.fused import check_chrono_t_max
 from agents.cells.lstm_sequence import run_lstm_sequence
+from agents.init import GATE_INITS, init_gru_, init_lstm_
 from memenvs.core import check_choice, check_float, check_int
 
 KAF_INITS = ("identity", "random")
@@ -391,7 +393,8 @@ def flexible_gate(kaf: Callable[[Tensor], Tensor], s: Tensor) -> Tensor:
 
 
 class _KAFCell(RecurrentCell):
-    """Shared parts: ``nn.LSTM``/``nn.GRU`` parameter layout and init, KAF on the gate units."""
+    """Shared parts: ``nn.LSTM``/``nn.GRU`` parameter layout, the initialisation of the cell it
+    modifies (:meth:`_init_gates`), KAF on the gate units."""
 
     num_chunks = 4
     num_flexible = 3
@@ -404,17 +407,23 @@ class _KAFCell(RecurrentCell):
         boundary: float = 4.0,
         kaf_init: str = "identity",
         bandwidth: float = 2.0,
+        init: str = "default",
+        t_max: float | None = None,
     ) -> None:
         super().__init__(input_size, hidden_size)
+        self.init = check_choice("init", init, GATE_INITS)
+        self.t_max = check_chrono_t_max(init, t_max)
         H, n = self.hidden_size, self.num_chunks
         self.weight_ih = nn.Parameter(torch.empty(n * H, self.input_size))
         self.weight_hh = nn.Parameter(torch.empty(n * H, H))
         self.bias_ih = nn.Parameter(torch.empty(n * H))
         self.bias_hh = nn.Parameter(torch.empty(n * H))
-        bound = 1.0 / math.sqrt(H)
-        for w in (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh):
-            nn.init.uniform_(w, -bound, bound)
+        self._init_gates()
         self.kaf = KAF(self.num_flexible * H, dict_size, boundary, kaf_init, bandwidth)
+
+    def _init_gates(self) -> None:
+        """Draw the gate parameters as the plain cell does (same seed, same values)."""
+        raise NotImplementedError
 
     def forward(self, inputs: Tensor, state=None, resets: Tensor | None = None):
         """The shared contract (see :mod:`agents.cells.base`), with the input projection of all
@@ -470,12 +479,28 @@ class KAFLSTMCell(_KAFCell):
             ``"random"`` (``alpha ~ N(0, 0.8^2)``, the KAF code's random init).
         bandwidth: kernel width in grid spacings; ``gamma = 1/(2 (bandwidth Delta)^2)``,
             default 2 -> ``1/(8 Delta^2)`` as in the released KAF code.
+        forget_bias, init, t_max: the LSTM's initialisation, with the ``lstm`` cell's options and
+            defaults (forget bias 1.0 on ``bias_ih``, other biases 0; or chrono biases), by the
+            same rule (:func:`agents.init.init_lstm_`): the KAF-LSTM starts from the LSTM it is
+            compared with, and only the gates differ.
 
     Which gates are flexible and the 1/2 weights are recalled, not verified (PAPERS [R]/[U]).
     """
 
     num_chunks = 4
     num_flexible = 3
+
+    def __init__(self, input_size: int, hidden_size: int, dict_size: int = 20, boundary: float = 4.0,
+                 kaf_init: str = "identity", bandwidth: float = 2.0, forget_bias: float | None = 1.0,
+                 init: str = "default", t_max: float | None = None) -> None:
+        # Set before the base class draws the gates (_init_gates reads it).
+        self.forget_bias = None if forget_bias is None else check_float("forget_bias", forget_bias)
+        super().__init__(input_size, hidden_size, dict_size, boundary, kaf_init, bandwidth, init, t_max)
+
+    @torch.no_grad()
+    def _init_gates(self) -> None:
+        init_lstm_(self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh,
+                   forget_bias=self.forget_bias, init=self.init, t_max=self.t_max)
 
     def forward(self, inputs: Tensor, state=None, resets: Tensor | None = None):
         """The shared contract (see :mod:`agents.cells.base`): the whole sequence as one autograd
@@ -507,11 +532,17 @@ class KAFGRUCell(_KAFCell):
         h'   = (1 - z) * n + z * h
 
     With ``kaf_init="identity"`` it equals ``nn.GRU`` at init up to the KRR fit error. State
-    ``h``, zeros at an episode start. Arguments as for :class:`KAFLSTMCell`.
+    ``h``, zeros at an episode start. Arguments as for :class:`KAFLSTMCell`, without
+    ``forget_bias``: ``init``/``t_max`` as for the ``gru`` cell (all biases 0, or the chrono
+    keep-gate bias; :func:`agents.init.init_gru_`).
     """
 
     num_chunks = 3
     num_flexible = 2
+
+    @torch.no_grad()
+    def _init_gates(self) -> None:
+        init_gru_(self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh, init=self.init, t_max=self.t_max)
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> Tensor:
         """``h``: zeros ``[B, hidden_size]``."""

@@ -7,6 +7,7 @@ from torch import Tensor, nn
 
 from agents.cells.base import State
 from agents.cells.fused import FusedCell, check_chrono_t_max
+from agents.init import GATE_INITS, init_lstm_
 from memenvs.core import check_bool, check_choice, check_float
 
 
@@ -43,8 +44,8 @@ class LSTMCell(FusedCell):
             baseline sets it). They start uniform in ±1/sqrt(H) like ``nn.LSTM``'s weights (the
             NRU code draws U[0, 1], which saturates gates of large cells).
         init: ``"default"`` (``nn.LSTM``'s uniform ±1/sqrt(H) weights and ``forget_bias``) or
-            ``"chrono"`` (biases by :func:`agents.init.chrono_init`, which overrides
-            ``forget_bias``).
+            ``"chrono"`` (chrono biases, which override ``forget_bias``). Both by
+            :func:`agents.init.init_lstm_`, the rule every LSTM-family cell shares.
         t_max: longest time constant for ``init="chrono"``, in time steps, >= 2; required then,
             because it must match the data (e.g. 3T/2 for copy with delay T, PAPERS §3.2).
     """
@@ -61,9 +62,11 @@ class LSTMCell(FusedCell):
         super().__init__(input_size, hidden_size)
         self.forget_bias = None if forget_bias is None else check_float("forget_bias", forget_bias)
         self.peepholes = check_bool("peepholes", peepholes)
-        self.init = check_choice("init", init, ("default", "chrono"))
+        self.init = check_choice("init", init, GATE_INITS)
         self.t_max = check_chrono_t_max(init, t_max)
-        self.rnn = nn.LSTM(input_size, hidden_size)
+        # Built without drawing (no random numbers spent): reset_parameters draws once, in the
+        # same order as every LSTM-family cell (agents.init.init_lstm_).
+        self.rnn = nn.LSTM(input_size, hidden_size, device="meta").to_empty(device="cpu")
         # Diagonal peepholes, rows (p_i, p_f, p_o).
         self.peephole = nn.Parameter(torch.empty(3, hidden_size)) if peepholes else None
         self.reset_parameters()
@@ -71,19 +74,11 @@ class LSTMCell(FusedCell):
     @torch.no_grad()
     def reset_parameters(self) -> None:
         """Re-draw all parameters as described in the class docstring."""
-        self.rnn.reset_parameters()
+        init_lstm_(self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh,
+                   forget_bias=self.forget_bias, init=self.init, t_max=self.t_max)
         if self.peephole is not None:
             bound = self.hidden_size**-0.5
             self.peephole.uniform_(-bound, bound)
-        if self.init == "chrono":
-            from agents.init import chrono_init
-
-            chrono_init(self, self.t_max)
-        elif self.forget_bias is not None:
-            h = self.hidden_size
-            self.bias_ih.zero_()
-            self.bias_hh.zero_()
-            self.bias_ih[h : 2 * h] = self.forget_bias
 
     @property
     def fused(self) -> bool:

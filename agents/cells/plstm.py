@@ -17,8 +17,10 @@ import torch
 from torch import Tensor, nn
 
 from agents.cells.base import RecurrentCell, check_inputs
+from agents.cells.fused import check_chrono_t_max
 from agents.cells.lstm_sequence import run_lstm_sequence
-from memenvs.core import check_bool, check_float
+from agents.init import GATE_INITS, init_lstm_
+from memenvs.core import check_bool, check_choice, check_float
 
 TimeGatedState = tuple[Tensor, Tensor, Tensor]
 
@@ -41,9 +43,11 @@ def step_times(start: Tensor, resets: Tensor | None, length: int) -> Tensor:
 class TimeGatedLSTM(RecurrentCell):
     """Base class: an LSTM whose state update is mixed by a time gate ``k_t`` (see module doc).
 
-    The LSTM part uses the parameter layout and initialisation of ``nn.LSTM``
-    (``weight_ih [4H, I]``, ``weight_hh [4H, H]``, ``bias_ih``, ``bias_hh``; gate order i, f, g, o),
-    so weights can be copied to and from ``nn.LSTM``. State: ``(h, c, t)`` with ``t`` a ``[B]``
+    The LSTM part uses the parameter layout of ``nn.LSTM`` (``weight_ih [4H, I]``, ``weight_hh
+    [4H, H]``, ``bias_ih``, ``bias_hh``; gate order i, f, g, o), so weights can be copied to and
+    from ``nn.LSTM``, and the ``lstm`` cell's initialisation options with its defaults
+    (``forget_bias=1.0``, ``init="default"|"chrono"``, ``t_max``; :func:`agents.init.init_lstm_`),
+    so a time-gated cell starts from the same LSTM as the ``lstm`` baseline. State: ``(h, c, t)`` with ``t`` a ``[B]``
     float step counter, so a reset restarts the clock. Subclasses implement :meth:`openness`
     (gate values for given times) and :meth:`is_update` (which of them count as an update).
 
@@ -52,16 +56,21 @@ class TimeGatedLSTM(RecurrentCell):
     averaged over the batch, so ``1 - update_count / (T * H)`` is the fraction of skipped updates.
     """
 
-    def __init__(self, input_size: int, hidden_size: int) -> None:
+    def __init__(
+        self, input_size: int, hidden_size: int, forget_bias: float | None = 1.0, init: str = "default",
+        t_max: float | None = None,
+    ) -> None:
         super().__init__(input_size, hidden_size)
+        self.forget_bias = None if forget_bias is None else check_float("forget_bias", forget_bias)
+        self.init = check_choice("init", init, GATE_INITS)
+        self.t_max = check_chrono_t_max(init, t_max)
         H = self.hidden_size
         self.weight_ih = nn.Parameter(torch.empty(4 * H, self.input_size))
         self.weight_hh = nn.Parameter(torch.empty(4 * H, H))
         self.bias_ih = nn.Parameter(torch.empty(4 * H))
         self.bias_hh = nn.Parameter(torch.empty(4 * H))
-        bound = 1.0 / math.sqrt(H)
-        for w in (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh):
-            nn.init.uniform_(w, -bound, bound)
+        init_lstm_(self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh,
+                   forget_bias=self.forget_bias, init=self.init, t_max=self.t_max)
 
     # -- to implement --------------------------------------------------------------------------
 
@@ -135,6 +144,8 @@ class PhasedLSTMCell(TimeGatedLSTM):
             it is always 0 in ``eval()`` mode.
         learn_r_on: learn ``r_on`` per unit (default True, as in the official code) or keep it
             fixed.
+        forget_bias, init, t_max: the LSTM's initialisation, as for ``lstm`` (see
+            :class:`TimeGatedLSTM`).
 
     ``tau`` and ``r_on`` are learned through their logarithms so they stay positive.
     """
@@ -147,8 +158,11 @@ class PhasedLSTMCell(TimeGatedLSTM):
         r_on: float = 0.05,
         leak: float = 1e-3,
         learn_r_on: bool = True,
+        forget_bias: float | None = 1.0,
+        init: str = "default",
+        t_max: float | None = None,
     ) -> None:
-        super().__init__(input_size, hidden_size)
+        super().__init__(input_size, hidden_size, forget_bias, init, t_max)
         if not isinstance(tau_range, (tuple, list)) or len(tau_range) != 2:
             raise ValueError(f"tau_range={tau_range!r} must be a pair (lo, hi) of log-periods with lo <= hi")
         lo = check_float("tau_range[0]", tau_range[0])
