@@ -35,6 +35,17 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 
 NAMESPACE = "memenvs"
 
+#: Longest episode any memenvs env may have, in steps. Length knobs are validated against it at
+#: construction, so an absurd size fails at once with a clear message instead of hanging or
+#: running out of memory at the first reset.
+MAX_EPISODE_LENGTH = 1_000_000
+#: Most values (input features + target dimensions, summed over steps) one episode may hold.
+MAX_EPISODE_VALUES = 100_000_000
+#: Most values the buffers of one vector env may hold (``num_envs`` episodes of the longest length).
+MAX_VECTOR_VALUES = 1_000_000_000
+#: Most input symbols / output classes a task may have (one-hot observations have this size).
+MAX_SYMBOLS = 65_536
+
 InputKind = Literal["symbols", "real"]
 TargetKind = Literal["class", "real"]
 
@@ -44,13 +55,34 @@ TargetKind = Literal["class", "real"]
 # --------------------------------------------------------------------------------------------
 
 
-def check_int(name: str, value: Any, low: int | None = None, high: int | None = None) -> int:
-    """Return ``value`` as an int, or raise ValueError naming ``name`` and the allowed range."""
+def check_int(name: str, value: Any, low: int | None = None, high: int | None = None, why: str = "") -> int:
+    """Return ``value`` as an int, or raise ValueError naming ``name`` and the allowed range
+    (``why``, if given, is appended in brackets: the reason for the bound)."""
+    reason = f" ({why})" if why else ""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name}={value!r} must be an integer{_range_text(low, high)}")
+        raise ValueError(f"{name}={value!r} must be an integer{_range_text(low, high)}{reason}")
     if (low is not None and value < low) or (high is not None and value > high):
-        raise ValueError(f"{name}={value!r} is out of range: allowed{_range_text(low, high)}")
+        raise ValueError(f"{name}={value!r} is out of range: allowed{_range_text(low, high)}{reason}")
     return int(value)
+
+
+def check_length(name: str, value: Any, low: int = 1, *, fixed: int = 0, per_unit: int = 1) -> int:
+    """Validate a length knob of an episode that lasts ``fixed + per_unit * value`` steps: ``value``
+    must be an int in ``[low, (MAX_EPISODE_LENGTH - fixed) // per_unit]``.
+
+    Every length knob goes through here, so an absurd size (``delay=10**12``) is refused at
+    construction with the allowed range instead of hanging or running out of memory later.
+    """
+    high = (MAX_EPISODE_LENGTH - fixed) // per_unit
+    why = f"an episode lasts at most MAX_EPISODE_LENGTH={MAX_EPISODE_LENGTH} steps"
+    return check_int(name, value, low=low, high=high, why=why)
+
+
+def check_symbols(name: str, value: Any, low: int = 1, *, extra: int = 0) -> int:
+    """Validate a vocabulary knob (``alphabet``) of a task with ``value + extra`` symbols: at most
+    ``MAX_SYMBOLS`` (a one-hot observation has one entry per symbol)."""
+    why = f"a task has at most MAX_SYMBOLS={MAX_SYMBOLS} symbols"
+    return check_int(name, value, low=low, high=MAX_SYMBOLS - extra, why=why)
 
 
 def check_float(name: str, value: Any, low: float | None = None, high: float | None = None) -> float:
@@ -303,11 +335,48 @@ def _resolve_task(task: SequenceTask | str | type, task_kwargs: dict[str, Any]) 
     if isinstance(task, SequenceTask):
         if task_kwargs:
             raise ValueError(f"task kwargs {sorted(task_kwargs)} given together with a task instance")
-        return task
+        return check_task_size(task)
     if isinstance(task, str):
         module, _, name = task.partition(":")
         task = getattr(importlib.import_module(module), name)
-    return task(**task_kwargs)
+    return check_task_size(task(**task_kwargs))
+
+
+def step_values(task: SequenceTask) -> int:
+    """Values one step of an episode holds: input features (1 for a symbol), target dimensions
+    (1 for a class) and the mask."""
+    inputs = task.num_inputs if task.input_kind == "real" else 1
+    targets = task.num_outputs if task.target_kind == "real" else 1
+    return inputs + targets + 1
+
+
+def check_task_size(task: SequenceTask) -> SequenceTask:
+    """Return ``task`` if its episodes fit the limits (``MAX_EPISODE_LENGTH`` steps,
+    ``MAX_EPISODE_VALUES`` values, ``MAX_SYMBOLS`` symbols), else raise ValueError.
+
+    The built-in tasks validate their knobs against these limits themselves, with the allowed
+    range of each knob; this check, applied to every task that ``make_task``, ``TaskEnv`` and
+    ``TaskVectorEnv`` build, catches a task that does not (it names the task's length knob).
+    """
+    knob = task.length_knob
+    setting = f"{knob}={task.kwargs[knob]!r}" if knob in getattr(task, "kwargs", {}) else repr(task)
+    if task.max_length > MAX_EPISODE_LENGTH:
+        raise ValueError(
+            f"{setting} gives episodes of {task.max_length} steps: allowed at most "
+            f"MAX_EPISODE_LENGTH={MAX_EPISODE_LENGTH} steps"
+        )
+    values = task.max_length * step_values(task)
+    if values > MAX_EPISODE_VALUES:
+        raise ValueError(
+            f"{task!r} gives episodes of {values} values ({task.max_length} steps): allowed at most "
+            f"MAX_EPISODE_VALUES={MAX_EPISODE_VALUES} values"
+        )
+    symbols = max(
+        task.num_inputs if task.input_kind == "symbols" else 0, task.num_outputs if task.target_kind == "class" else 0
+    )
+    if symbols > MAX_SYMBOLS:
+        raise ValueError(f"{task!r} has {symbols} symbols: allowed at most MAX_SYMBOLS={MAX_SYMBOLS}")
+    return task
 
 
 class _Codec:
@@ -331,7 +400,9 @@ class _Codec:
             self.observation_space = spaces.Discrete(task.num_inputs)
         else:
             self.observation_space = spaces.Box(0.0, 1.0, shape=(task.num_inputs,), dtype=np.float32)
-        self._eye = np.eye(task.num_inputs, dtype=np.float32) if task.input_kind == "symbols" else None
+        # A lookup table of one-hots for small vocabularies; larger ones are scattered per step.
+        self._symbols = task.input_kind == "symbols"
+        self._eye = np.eye(task.num_inputs, dtype=np.float32) if self._symbols and task.num_inputs <= 1024 else None
         self.scaled = task.target_kind == "real" and bool(np.isfinite([task.output_low, task.output_high]).all())
         self._center = (task.output_high + task.output_low) / 2.0 if self.scaled else 0.0
         self._half = (task.output_high - task.output_low) / 2.0 if self.scaled else 1.0
@@ -346,11 +417,15 @@ class _Codec:
 
     def encode(self, inputs: np.ndarray) -> np.ndarray:
         """Observations ``[B, ...]`` from the task's inputs at one step ``[B, ...]``."""
-        if self._eye is None:
+        if not self._symbols:
             return inputs.astype(np.float32)
         if self.obs_mode == "index":
             return inputs.astype(np.int64)
-        return self._eye[inputs]
+        if self._eye is not None:
+            return self._eye[inputs]
+        out = np.zeros(inputs.shape + (self.task.num_inputs,), dtype=np.float32)
+        np.put_along_axis(out, inputs[..., None], 1.0, axis=-1)
+        return out
 
     def zero_obs(self) -> Any:
         """The observation returned with termination (there is no next input)."""
@@ -542,8 +617,13 @@ class TaskVectorEnv(VectorEnv):
         render_mode: str | None = None,
         **task_kwargs: Any,
     ) -> None:
-        self.num_envs = check_int("num_envs", num_envs, low=1)
+        check_int("num_envs", num_envs, low=1)
         _bind_task(self, task, task_kwargs, obs_mode, render_mode)
+        per_env = (self.task.max_length + 1) * step_values(self.task)
+        self.num_envs = check_int(
+            "num_envs", num_envs, low=1, high=max(MAX_VECTOR_VALUES // per_env, 1),
+            why=f"the buffers of {per_env} values per env may hold at most MAX_VECTOR_VALUES={MAX_VECTOR_VALUES} values",
+        )
         self.single_observation_space = self._codec.observation_space
         self.single_action_space = self._codec.action_space
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, self.num_envs)

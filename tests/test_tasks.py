@@ -19,7 +19,7 @@ from gymnasium import spaces
 from gymnasium.utils.env_checker import check_env as gym_check_env
 
 import memenvs
-from memenvs.core import SequenceBatch, SequenceTask, TaskEnv, TaskVectorEnv
+from memenvs.core import MAX_EPISODE_LENGTH, SequenceBatch, SequenceTask, TaskEnv, TaskVectorEnv
 from memenvs.tasks.adding import BLIND_GUESS_REWARD, AddingTask, random_policy_reward
 from memenvs.tasks.copy import CopyTask, VariableCopyTask
 from memenvs.tasks.denoise import DenoiseTask
@@ -484,11 +484,13 @@ def test_bad_kwargs_raise_value_error_naming_the_parameter(env_id: str, kwargs: 
 
 
 def test_bad_kwarg_messages_say_what_is_allowed() -> None:
-    with pytest.raises(ValueError, match=r"delay=-1 is out of range: allowed >= 1"):
+    # Length knobs are bounded above too, so that an episode fits MAX_EPISODE_LENGTH steps.
+    longest = MAX_EPISODE_LENGTH
+    with pytest.raises(ValueError, match=rf"delay=-1 is out of range: allowed in \[1, {longest - 20}\]"):
         CopyTask(delay=-1)
     with pytest.raises(ValueError, match=r"score='last' is not allowed: choose one of 'recall', 'all'"):
         CopyTask(score="last")
-    with pytest.raises(ValueError, match=r"seq_len=5 is out of range: allowed >= 6"):
+    with pytest.raises(ValueError, match=rf"seq_len=5 is out of range: allowed in \[6, {longest}\]"):
         TimeWarpTask(seq_len=5, max_warp=5)
-    with pytest.raises(ValueError, match=r"delay=3 is out of range: allowed >= 4"):
+    with pytest.raises(ValueError, match=rf"delay=3 is out of range: allowed in \[4, {longest - 5}\]"):
         DenoiseTask(delay=3, length=4)

@@ -18,7 +18,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.envs.classic_control.cartpole import CartPoleEnv, CartPoleVectorEnv
 
-from memenvs.core import NAMESPACE, ReferenceScores, _check_action, check_float, check_int
+from memenvs.core import NAMESPACE, ReferenceScores, _check_action, check_float, check_length
 
 #: Gains of the full-state linear controller used as the oracle, on ``[x, x_dot, theta, theta_dot]``.
 #: It balances every one of 2,000 seeded starts for 1,000 steps.
@@ -117,7 +117,7 @@ class StatelessCartPoleEnv(CartPoleEnv):
     """
 
     def __init__(self, max_steps: int = 200, noise_sigma: float = 0.0, render_mode: str | None = None) -> None:
-        self.max_steps = check_int("max_steps", max_steps, low=1)
+        self.max_steps = check_length("max_steps", max_steps)
         self.noise_sigma = check_float("noise_sigma", noise_sigma, low=0.0)
         super().__init__(render_mode=render_mode)
         self.observation_space = spaces.Box(-_OBS_HIGH, _OBS_HIGH, dtype=np.float32)

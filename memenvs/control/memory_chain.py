@@ -10,7 +10,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from memenvs.core import DrawLayoutTask, ReferenceScores, SequenceBatch, check_int, register_task
+from memenvs.core import (
+    MAX_EPISODE_VALUES,
+    DrawLayoutTask,
+    ReferenceScores,
+    SequenceBatch,
+    check_int,
+    check_length,
+    register_task,
+)
 
 
 class MemoryChainTask(DrawLayoutTask):
@@ -43,6 +51,9 @@ class MemoryChainTask(DrawLayoutTask):
     - ``memory_length`` (int ≥ 1, default 10): steps between the context and the query.
     - ``num_bits`` (int ≥ 1, default 1): context bits to remember.
 
+    Episodes last at most ``MAX_EPISODE_LENGTH`` steps and hold at most ``MAX_EPISODE_VALUES``
+    values (:mod:`memenvs.core`); larger values are refused with the allowed range.
+
     ## Version History
     - v0: initial version. bsuite encodes the query as a number in the observation; here it is a
       one-hot, and the context uses ±1 so that a 0 bit is distinguishable from "no context".
@@ -54,8 +65,13 @@ class MemoryChainTask(DrawLayoutTask):
     input_high = 1.0
 
     def __init__(self, memory_length: int = 10, num_bits: int = 1) -> None:
-        self.memory_length = check_int("memory_length", memory_length, low=1)
-        self.num_bits = check_int("num_bits", num_bits, low=1)
+        self.memory_length = check_length("memory_length", memory_length, fixed=1)
+        # Each of the memory_length + 1 steps holds 1 + 2·num_bits input values, a target and the mask.
+        most_bits = (MAX_EPISODE_VALUES // (self.memory_length + 1) - 3) // 2
+        self.num_bits = check_int(
+            "num_bits", num_bits, low=1, high=max(most_bits, 1),
+            why=f"an episode holds at most MAX_EPISODE_VALUES={MAX_EPISODE_VALUES} values",
+        )
         self._store_kwargs(memory_length=self.memory_length, num_bits=self.num_bits)
         self.num_inputs = 1 + 2 * self.num_bits
         self.num_outputs = 2

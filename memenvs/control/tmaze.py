@@ -16,39 +16,48 @@ from gymnasium import spaces
 from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 
-from memenvs.core import NAMESPACE, ReferenceScores, _check_action, check_int, envs_to_reset
+from memenvs.core import NAMESPACE, ReferenceScores, _check_action, check_int, check_length, envs_to_reset
 
 FORWARD, BACK, UP, DOWN = 0, 1, 2, 3
 OBS_SIZE = 3  # [cue up, cue down, at junction]
 
 
 def _check_kwargs(corridor_length: int, max_steps: int | None) -> tuple[int, int]:
-    length = check_int("corridor_length", corridor_length, low=1)
-    if max_steps is None:
+    if max_steps is None:  # the default budget 2·(corridor_length + 1) must fit as well
+        length = check_length("corridor_length", corridor_length, fixed=2, per_unit=2)
         return length, 2 * (length + 1)
-    return length, check_int("max_steps", max_steps, low=length + 1)
+    length = check_length("corridor_length", corridor_length, fixed=1)
+    return length, check_length("max_steps", max_steps, low=length + 1)
 
 
 def random_policy_return(corridor_length: int, max_steps: int) -> float:
-    """Exact expected return of uniformly random actions, by dynamic programming.
+    """Exact expected return of uniformly random actions, in closed form (``O(corridor_length)``).
 
     From a corridor cell a random action moves forward or back with probability 1/4 each and
     bumps a wall (stays) with 1/2. At the junction it turns (ending the episode, right or wrong
     with equal chance, expected reward 0) with 1/2, goes back with 1/4 and bumps with 1/4. The
-    only non-zero expected reward is the -1 of running out of the step budget.
+    only non-zero expected reward is the -1 of running out of the step budget, so the return is
+    minus the probability ``S(M)`` of not having turned after ``M = max_steps`` steps.
+
+    The position ``0..L`` (``L = corridor_length``) moves by the sub-stochastic matrix
+    ``Q = I/2 + A/4``, with ``A`` the path's adjacency matrix plus ``A[0,0] = 1`` (bumping back
+    at the start) and ``A[L,L] = -1`` (the turns that leave). Its eigenvectors are
+    ``v_k(j) = cos(θ_k (j + 1/2))`` with ``θ_k = (2k + 1)π / (2(L + 1))``, ``k = 0..L``
+    (``A`` reflects at 0 and the ghost cell ``L + 1`` holds ``-v_k(L)``), eigenvalues
+    ``cos²(θ_k/2)`` and ``|v_k|² = (L + 1)/2``. Expanding the start ``e_0`` in them, with
+    ``Σ_j v_k(j) = (-1)^k / (2 sin(θ_k/2))``, gives
+
+        ``S(M) = 1/(L + 1) · Σ_k (-1)^k cos^(2M+1)(φ_k) / sin(φ_k)``,  ``φ_k = θ_k / 2``.
+
+    The tests check it against stepping the position distribution (an ``O(L·M)`` dynamic
+    programme) for small corridors.
     """
-    L = corridor_length
-    p = np.zeros(L + 1)
-    p[0] = 1.0
-    for _ in range(max_steps):
-        q = np.zeros_like(p)
-        q[1:] += 0.25 * p[:-1]  # forward
-        q[:-1] += 0.25 * p[1:]  # back
-        q[0] += 0.25 * p[0]  # back at the start bumps
-        q[:L] += 0.5 * p[:L]  # up / down in the corridor bump
-        q[L] += 0.25 * p[L]  # forward at the junction bumps; up / down end the episode
-        p = q
-    return -min(float(p.sum()), 1.0)
+    L, M = corridor_length, max_steps
+    k = np.arange(L + 1)
+    phi = (2 * k + 1) * np.pi / (4 * (L + 1))
+    terms = np.exp((2 * M + 1) * np.log(np.cos(phi))) / np.sin(phi)
+    survive = float(np.sum(terms[0::2]) - np.sum(terms[1::2])) / (L + 1)
+    return -min(max(survive, 0.0), 1.0)
 
 
 def _reference(corridor_length: int, max_steps: int) -> ReferenceScores:
@@ -92,8 +101,8 @@ class TMazeEnv(gym.Env):
     the step budget; 0 on every other step. Return in [-1, 1].
     References: optimal 1 (walk forward, turn as cued); best memoryless 0 (at the junction
     nothing shows the cue, so any turn is right half the time, and turning beats timing out);
-    random: exact value by dynamic programming (:func:`random_policy_return`), -0.998 for the
-    default corridor of 10 (a random walk seldom reaches the junction within the budget).
+    random: exact value in closed form (:func:`random_policy_return`), -0.998 for the default
+    corridor of 10 (a random walk seldom reaches the junction within the budget).
 
     ## Episode End
     Terminates when the agent turns up or down at the junction, or after ``max_steps`` steps
@@ -103,10 +112,12 @@ class TMazeEnv(gym.Env):
     ## Arguments
     - ``corridor_length`` (int ≥ 1, default 10): forward moves from the start to the junction,
       the memory knob. Bakker used lengths up to 70.
-    - ``max_steps`` (int ≥ corridor_length + 1, default ``2·(corridor_length + 1)``): step
-      budget. Bakker's maze had none and penalised wasted steps with -0.1 each instead; a budget
-      keeps the return in [-1, 1] and the random return exact. The default allows twice the
-      shortest path so that exploration is possible but wandering is not free.
+    - ``max_steps`` (int in [corridor_length + 1, ``MAX_EPISODE_LENGTH``], default
+      ``2·(corridor_length + 1)``): step budget. With the default budget ``corridor_length``
+      may be at most ``MAX_EPISODE_LENGTH/2 - 1`` (:mod:`memenvs.core`). Bakker's maze had
+      no budget and penalised wasted steps with -0.1 each instead; a budget keeps the return in
+      [-1, 1] and the random return exact. The default allows twice the shortest path so that
+      exploration is possible but wandering is not free.
 
     ## Version History
     - v0: initial version.

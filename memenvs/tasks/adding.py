@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from memenvs.core import DrawLayoutTask, ReferenceScores, SequenceBatch, check_int, register_task, uniform_integers
+from memenvs.core import DrawLayoutTask, ReferenceScores, SequenceBatch, check_length, register_task, uniform_integers
 
 #: Variance of the sum of two U[0, 1] values: the MSE of always predicting 1.0 (PAPERS §1.4).
 BASELINE_MSE = 1.0 / 6.0
@@ -82,7 +82,8 @@ class AddingTask(DrawLayoutTask):
     Terminates after ``seq_len`` steps.
 
     ## Arguments
-    - ``seq_len`` (int ≥ 2, default 200): T, the number of steps (chrono paper: 200 and 750).
+    - ``seq_len`` (int in [2, ``MAX_EPISODE_LENGTH``], default 200): T, the number of steps
+      (chrono paper: 200 and 750).
 
     ## Version History
     - v0: initial version.
@@ -95,7 +96,7 @@ class AddingTask(DrawLayoutTask):
     output_low, output_high = 0.0, 2.0
 
     def __init__(self, seq_len: int = 200) -> None:
-        self.seq_len = check_int("seq_len", seq_len, low=2)
+        self.seq_len = check_length("seq_len", seq_len, low=2)
         self._store_kwargs(seq_len=self.seq_len)
         self.num_inputs = 2
         self.num_outputs = 1

@@ -9,7 +9,15 @@ from pathlib import Path
 
 import numpy as np
 
-from memenvs.core import ReferenceScores, SequenceBatch, SequenceTask, check_choice, check_int, register_task
+from memenvs.core import (
+    ReferenceScores,
+    SequenceBatch,
+    SequenceTask,
+    check_choice,
+    check_int,
+    check_length,
+    register_task,
+)
 from memenvs.data import SPLITS, Split
 from memenvs.data.text import CORPORA, CorpusName, load_corpus
 
@@ -79,7 +87,7 @@ class CharStreamTask(SequenceTask):
         corpus: CorpusName = "auto",
         data_dir: str | Path | None = None,
     ) -> None:
-        self.seq_len = check_int("seq_len", seq_len, low=1)
+        self.seq_len = check_length("seq_len", seq_len)
         self.split = check_choice("split", split, SPLITS)
         check_choice("corpus", corpus, CORPORA)
         self.data_dir = None if data_dir is None else str(data_dir)

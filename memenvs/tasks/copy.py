@@ -13,7 +13,8 @@ from memenvs.core import (
     SequenceBatch,
     check_bool,
     check_choice,
-    check_int,
+    check_length,
+    check_symbols,
     register_task,
     uniform_integers,
 )
@@ -55,6 +56,9 @@ class CopyTask(DrawLayoutTask):
     - ``delay`` (int ≥ 1, default 100): T, the steps from the last data symbol to the marker plus one.
     - ``length`` (int ≥ 1, default 10): number of symbols to copy.
     - ``alphabet`` (int ≥ 2, default 8): number of distinct data symbols.
+
+    Episodes last at most ``MAX_EPISODE_LENGTH`` steps and use at most ``MAX_SYMBOLS`` symbols
+    (:mod:`memenvs.core`); larger values are refused with the allowed range.
     - ``score`` ("recall" | "all", default "recall"): which steps are scored.
 
     ## Version History
@@ -64,9 +68,9 @@ class CopyTask(DrawLayoutTask):
     length_knob = "delay"
 
     def __init__(self, delay: int = 100, length: int = 10, alphabet: int = 8, score: ScoreMode = "recall") -> None:
-        self.delay = check_int("delay", delay, low=1)
-        self.length = check_int("length", length, low=1)
-        self.alphabet = check_int("alphabet", alphabet, low=2)
+        self.length = check_length("length", length, fixed=1, per_unit=2)
+        self.delay = check_length("delay", delay, fixed=2 * self.length)
+        self.alphabet = check_symbols("alphabet", alphabet, low=2, extra=2)
         self.score = check_choice("score", score, ("recall", "all"))
         self._store_kwargs(delay=self.delay, length=self.length, alphabet=self.alphabet, score=self.score)
         self.num_inputs = self.alphabet + 2
@@ -157,9 +161,12 @@ class VariableCopyTask(CopyTask):
         score: ScoreMode = "recall",
         per_batch: bool = False,
     ) -> None:
-        super().__init__(delay=check_int("max_delay", max_delay, low=1), length=length, alphabet=alphabet, score=score)
+        length = check_length("length", length, fixed=1, per_unit=2)
+        max_delay = check_length("max_delay", max_delay, fixed=2 * length)
+        super().__init__(delay=max_delay, length=length, alphabet=alphabet, score=score)
         self.max_delay = self.delay
         self.per_batch = check_bool("per_batch", per_batch)
+        self._guesses: tuple[np.ndarray, float] | None = None
         self._store_kwargs(
             max_delay=self.max_delay, length=self.length, alphabet=self.alphabet, score=self.score, per_batch=self.per_batch
         )
@@ -175,18 +182,30 @@ class VariableCopyTask(CopyTask):
     def _memoryless_guesses(self) -> tuple[np.ndarray, float]:
         """Best step-aware memoryless guesses for ``score="all"``: at step t, guess a data symbol
         (True) or blank (False), whichever has the larger expected reward over the uniformly drawn
-        delay (rewards weigh 1/episode length). Returns the guesses and their expected return."""
-        L, A = self.length, self.alphabet
-        delays = np.arange(1, self.max_delay + 1)[:, None]
-        t = np.arange(self.max_length)[None, :]
-        steps = delays + 2 * L
-        alive = t < steps
-        recall = (t >= delays + L) & alive
-        gain_symbol = (recall / (A * steps)).sum(axis=0)
-        gain_blank = ((alive & ~recall) / steps).sum(axis=0)
+        delay (rewards weigh 1/episode length). Returns the guesses and their expected return.
+
+        With delay ``d`` (probability ``1/max_delay``) the episode lasts ``d + 2·length`` steps and
+        step ``t`` is a recall step iff ``t - 2·length < d <= t - length``, a blank step iff
+        ``d > t - length``. Summing ``1/(d + 2·length)`` over those ranges of ``d`` with prefix
+        sums gives both expected rewards in ``O(max_delay + T)``. Computed once per task.
+        """
+        if self._guesses is not None:
+            return self._guesses
+        L, A, D = self.length, self.alphabet, self.max_delay
+        prefix = np.concatenate([[0.0], np.cumsum(1.0 / (np.arange(1, D + 1) + 2 * L))])
+
+        def delay_sum(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+            """``sum_{d=lo}^{hi} 1/(d + 2L)`` (0 where the range is empty), ``lo >= 1``."""
+            hi = np.minimum(hi, D)
+            return np.where(hi >= lo, prefix[np.clip(hi, 0, D)] - prefix[np.clip(lo - 1, 0, D)], 0.0)
+
+        t = np.arange(self.max_length)
+        gain_symbol = delay_sum(np.maximum(1, t - 2 * L + 1), t - L) / A
+        gain_blank = delay_sum(np.maximum(1, t - L + 1), np.full_like(t, D))
         guess = gain_symbol > gain_blank
-        expected = np.where(guess, gain_symbol, gain_blank).sum() / self.max_delay
-        return guess, float(expected)
+        expected = np.where(guess, gain_symbol, gain_blank).sum() / D
+        self._guesses = (guess, float(expected))
+        return self._guesses
 
     def reference_scores(self) -> ReferenceScores:
         """In "recall" mode a memoryless policy guesses a data symbol (1/alphabet); in "all" mode

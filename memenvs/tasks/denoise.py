@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from memenvs.core import DrawLayoutTask, ReferenceScores, SequenceBatch, check_int, register_task, uniform_integers
+from memenvs.core import (
+    DrawLayoutTask,
+    ReferenceScores,
+    SequenceBatch,
+    check_length,
+    check_symbols,
+    register_task,
+    uniform_integers,
+)
 
 
 class DenoiseTask(DrawLayoutTask):
@@ -42,6 +50,9 @@ class DenoiseTask(DrawLayoutTask):
     - ``length`` (int ≥ 1, default 10): number of symbols to recall.
     - ``alphabet`` (int ≥ 2, default 8): number of distinct data symbols.
 
+    Episodes last at most ``MAX_EPISODE_LENGTH`` steps and use at most ``MAX_SYMBOLS`` symbols
+    (:mod:`memenvs.core`); larger values are refused with the allowed range.
+
     ## Version History
     - v0: initial version.
     """
@@ -49,9 +60,9 @@ class DenoiseTask(DrawLayoutTask):
     length_knob = "delay"
 
     def __init__(self, delay: int = 100, length: int = 10, alphabet: int = 8) -> None:
-        self.length = check_int("length", length, low=1)
-        self.delay = check_int("delay", delay, low=self.length)
-        self.alphabet = check_int("alphabet", alphabet, low=2)
+        self.length = check_length("length", length, fixed=1, per_unit=2)  # delay >= length
+        self.delay = check_length("delay", delay, low=self.length, fixed=1 + self.length)
+        self.alphabet = check_symbols("alphabet", alphabet, low=2, extra=2)
         self._store_kwargs(delay=self.delay, length=self.length, alphabet=self.alphabet)
         self.num_inputs = self.alphabet + 2
         self.num_outputs = self.alphabet + 1

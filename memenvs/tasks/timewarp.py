@@ -14,7 +14,8 @@ from memenvs.core import (
     SequenceBatch,
     check_bool,
     check_choice,
-    check_int,
+    check_length,
+    check_symbols,
     register_task,
     uniform_integers,
 )
@@ -66,6 +67,9 @@ class TimeWarpTask(DrawLayoutTask):
     - ``padding`` (bool, default False): blanks instead of repeats after each symbol.
     - ``alphabet`` (int ≥ 2, default 10): number of symbols (the paper's 10).
 
+    Episodes last at most ``MAX_EPISODE_LENGTH`` steps and use at most ``MAX_SYMBOLS`` symbols
+    (:mod:`memenvs.core`); larger values are refused with the allowed range.
+
     ## Version History
     - v0: initial version.
     """
@@ -80,11 +84,11 @@ class TimeWarpTask(DrawLayoutTask):
         padding: bool = False,
         alphabet: int = 10,
     ) -> None:
-        self.max_warp = check_int("max_warp", max_warp, low=1)
-        self.seq_len = check_int("seq_len", seq_len, low=self.max_warp + 1)
+        self.max_warp = check_length("max_warp", max_warp, fixed=1)  # seq_len > max_warp
+        self.seq_len = check_length("seq_len", seq_len, low=self.max_warp + 1)
         self.warp = check_choice("warp", warp, ("uniform", "variable"))
         self.padding = check_bool("padding", padding)
-        self.alphabet = check_int("alphabet", alphabet, low=2)
+        self.alphabet = check_symbols("alphabet", alphabet, low=2, extra=1)
         self._store_kwargs(
             seq_len=self.seq_len, max_warp=self.max_warp, warp=self.warp, padding=self.padding, alphabet=self.alphabet
         )
@@ -128,22 +132,24 @@ class TimeWarpTask(DrawLayoutTask):
         """``first[t] = P(step t is in the first run)`` and ``start[t] = P(a run starts at t)``.
 
         ``start`` is the renewal sequence of the run lengths: ``start[0] = 1`` and
-        ``start[t] = Σ_r P(r) · start[t - r]``.
+        ``start[t] = Σ_r P(r) · start[t - r]``. With uniform warps every run lasts ``max_warp``
+        steps (``start[t] = [t % max_warp == 0]``); with variable warps ``P(r) = 1/max_warp`` and
+        the sum is a sliding window, ``start[t] = (S[t-1] - S[t-1-max_warp]) / max_warp`` with
+        ``S`` the running sum of ``start``: linear time.
         """
         W, T = self.max_warp, self.seq_len
-        pmf = np.zeros(W + 1)
+        t = np.arange(T)
         if self.warp == "uniform":
-            pmf[W] = 1.0
-        else:
-            pmf[1:] = 1.0 / W
-        first = 1.0 - np.cumsum(pmf)  # P(r > t) for t = 0..W
-        first = np.concatenate([first, np.zeros(max(T - W - 1, 0))])[:T]
-        start = np.zeros(T)
-        start[0] = 1.0
-        for t in range(1, T):
-            k = min(t, W)
-            start[t] = pmf[1 : k + 1] @ start[t - 1 :: -1][:k]
-        return first, start
+            first = (t < W).astype(np.float64)
+            return first, (t % W == 0).astype(np.float64)
+        first = np.clip(1.0 - t / W, 0.0, None)  # P(r > t) = 1 - t/W for t <= W
+        start = [1.0]
+        running = [0.0, 1.0]  # running[k] = start[0] + ... + start[k - 1]
+        for step in range(1, T):
+            value = (running[step] - running[max(step - W, 0)]) / W
+            start.append(value)
+            running.append(running[-1] + value)
+        return first, np.array(start)
 
     @cached_property
     def _blank_guess(self) -> np.ndarray:
