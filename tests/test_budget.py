@@ -95,7 +95,7 @@ def test_bad_arguments_name_the_parameter(weight, threshold):
 
 def gaussian_gates(cell, times):
     """Independent recomputation of the g-LSTM gate for integer times (list) -> [len, H]."""
-    mu, sigma = cell.mu.detach(), cell.log_sigma.detach().exp()
+    mu, sigma = cell.mu.detach(), cell.sigma.detach()
     return torch.stack([torch.exp(-((t - mu) ** 2) / (2 * sigma**2)) for t in times])
 
 
@@ -113,14 +113,15 @@ def test_glstm_budget_value_gradient_and_update_fraction():
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
 
     loss.backward()
-    # d k / d log_sigma = k z^2 with z = (t - mu) / sigma; d k / d mu = k (t - mu) / sigma^2
-    mu, sigma = cell.mu.detach(), cell.log_sigma.detach().exp()
+    # d k / d log_sigma = k z^2 with z = (t - mu) / sigma; d k / d mu = k (t - mu) / sigma^2;
+    # the parameters are log_width = log(sigma / T) (same gradient as log sigma) and position = mu / T.
+    mu, sigma = cell.mu.detach(), cell.sigma.detach()
     times = torch.tensor([list(range(T)), list(range(8)) + list(range(T - 8))], dtype=mu.dtype).T  # [T, B]
     z = (times.unsqueeze(-1) - mu) / sigma
     k = torch.exp(-0.5 * z**2)
     scale = 0.5 / (T * B * H)
-    assert torch.allclose(cell.log_sigma.grad, scale * (k * z**2).sum((0, 1)), rtol=1e-4, atol=1e-9)
-    assert torch.allclose(cell.mu.grad, scale * (k * z / sigma).sum((0, 1)), rtol=1e-4, atol=1e-9)
+    assert torch.allclose(cell.log_width.grad, scale * (k * z**2).sum((0, 1)), rtol=1e-4, atol=1e-9)
+    assert torch.allclose(cell.position.grad, T * scale * (k * z / sigma).sum((0, 1)), rtol=1e-4, atol=1e-9)
 
     opened = ((k0 > cell.gate_threshold).sum() + (k1 > cell.gate_threshold).sum()).item() / B
     assert update_fraction(cell) == pytest.approx(opened / (T * H))

@@ -27,12 +27,18 @@ def copy_lstm_weights(cell: nn.Module, lstm: nn.LSTM) -> None:
 # ----------------------------------------------------------------------------------------------
 
 
+def set_timing(cell: GLSTMCell, mu: torch.Tensor, sigma: torch.Tensor) -> None:
+    """Set the gates' centres and widths in steps (the parameters hold fractions of L)."""
+    length = cell.expected_length
+    cell.position.copy_(mu / length)
+    cell.log_width.copy_((sigma / length).log())
+
+
 @pytest.mark.parametrize("two_sigma_sq", [True, False])
 def test_glstm_gate_is_one_at_mu_and_gaussian_at_mu_plus_minus_sigma(two_sigma_sq: bool) -> None:
     cell = GLSTMCell(2, 3, two_sigma_sq=two_sigma_sq)
     with torch.no_grad():
-        cell.mu.copy_(torch.tensor([4.0, 7.0, 0.0]))
-        cell.log_sigma.copy_(torch.tensor([2.0, 3.0, 1.5]).log())
+        set_timing(cell, mu=torch.tensor([4.0, 7.0, 0.0]), sigma=torch.tensor([2.0, 3.0, 1.5]))
     cell(torch.randn(12, 2, 2))
     k = cell.gate_openness.detach()
     assert k.shape == (12, 2, 3)
@@ -49,8 +55,7 @@ def test_glstm_copies_state_exactly_when_gate_is_shut() -> None:
     torch.manual_seed(0)
     cell = GLSTMCell(3, 4, expected_length=10)
     with torch.no_grad():
-        cell.mu.fill_(1e4)
-        cell.log_sigma.fill_(0.0)
+        set_timing(cell, mu=torch.full((4,), 1e4), sigma=torch.ones(4))
     h0, c0 = torch.randn(2, 4), torch.randn(2, 4)
     out, (h, c, t) = cell(torch.randn(6, 2, 3), (h0, c0, torch.zeros(2)))
     assert torch.equal(h, h0) and torch.equal(c, c0)
@@ -63,8 +68,7 @@ def test_glstm_with_wide_open_gate_equals_nn_lstm() -> None:
     torch.manual_seed(0)
     cell = GLSTMCell(3, 5).double()
     with torch.no_grad():
-        cell.mu.fill_(0.0)
-        cell.log_sigma.fill_(math.log(1e9))
+        set_timing(cell, mu=torch.zeros(5), sigma=torch.full((5,), 1e9))
     lstm = nn.LSTM(3, 5).double()
     copy_lstm_weights(cell, lstm)
     x = torch.randn(7, 2, 3, dtype=torch.float64)
@@ -211,7 +215,7 @@ def test_gate_openness_is_differentiable(name: str) -> None:
     cell = make_cell(name, 1, 3)
     cell(torch.randn(5, 2, 1))
     cell.gate_openness.sum().backward()
-    timing = [p for n, p in cell.named_parameters() if n in ("mu", "log_sigma", "log_tau", "shift", "log_r_on")]
+    timing = [p for n, p in cell.named_parameters() if n in ("position", "log_width", "log_tau", "shift", "log_r_on")]
     assert timing and all(p.grad is not None for p in timing)
 
 
@@ -263,3 +267,32 @@ def test_sequence_equals_nn_lstm_cell_steps_mixed_by_the_gate(name: str, chunk: 
     want = [ref, ref_h, ref_c, x.grad, h0.grad, c0.grad] + [p.grad for p in cell.parameters() if p.requires_grad]
     for a, b in zip(got, want, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+
+
+def test_glstm_timing_learns_from_a_poor_initialisation(tmp_path) -> None:
+    """Every gate starts at step 0 of a 40-step adding task; the markers lie anywhere in the
+    sequence. Timing in fractions of the sequence lets Adam (lr 1e-3) move the gates into it
+    within 300 updates: the mean centre travels over a step, where with centres in raw steps
+    no centre could have moved more than 300 * lr = 0.3 steps."""
+    from agents.supervised import TrainConfig, train
+    from agents.supervised.trainer import load_model
+
+    config = TrainConfig(task="adding", task_kwargs={"seq_len": 40}, cell="glstm",
+                         cell_kwargs={"expected_length": 40, "mu_init": 0.0}, hidden_size=16,
+                         batch_size=32, updates=300, eval_every=300, eval_batches=1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train(config, tmp_path / "run", progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    mu = load_model(tmp_path / "run", "latest")[0].cell.mu.detach()
+    assert mu.mean().item() > 1.0, mu
+    assert (mu > 1.0).sum().item() >= 4, mu
+
+
+def test_glstm_mu_init() -> None:
+    assert make_cell("glstm", 1, 4, expected_length=50, mu_init=0.5).mu.tolist() == [25.0] * 4
+    for bad in (-0.1, 1.5, "start", True):
+        with pytest.raises(ValueError, match="mu_init"):
+            make_cell("glstm", 1, 4, mu_init=bad)
