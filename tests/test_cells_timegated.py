@@ -296,3 +296,38 @@ def test_glstm_mu_init() -> None:
     for bad in (-0.1, 1.5, "start", True):
         with pytest.raises(ValueError, match="mu_init"):
             make_cell("glstm", 1, 4, mu_init=bad)
+
+
+@pytest.mark.parametrize("name", ["glstm", "plstm"])
+def test_time_scale_lays_the_gates_out_for_a_shorter_sequence(name: str) -> None:
+    """time_scale 0.5: step t of a 10-step sequence opens the gates of step 2t of 20 steps."""
+    torch.manual_seed(0)
+    cell = make_cell(name, 2, 6, **({"expected_length": 20} if name == "glstm" else {}))
+    cell.eval()
+    cell(torch.randn(20, 1, 2))
+    full = cell.gate_openness.detach()
+    cell.time_scale = 0.5
+    cell(torch.randn(10, 1, 2))
+    torch.testing.assert_close(cell.gate_openness.detach(), full[0::2])
+
+
+def test_curriculum_stages_scale_the_gate_clock(monkeypatch) -> None:
+    """The trainer sets time_scale to stage length / final length for training steps and back
+    to 1 for evaluation."""
+    from agents.cells.plstm import TimeGatedLSTM
+    from agents.supervised import TrainConfig, train
+
+    seen: list[tuple[int, float]] = []
+    forward = TimeGatedLSTM.forward
+
+    def spy(self, inputs, state=None, resets=None):
+        seen.append((inputs.shape[0], self.time_scale))
+        return forward(self, inputs, state, resets)
+
+    monkeypatch.setattr(TimeGatedLSTM, "forward", spy)
+    config = TrainConfig(task="adding", task_kwargs={"seq_len": 40}, cell="glstm", cell_kwargs={"expected_length": 40},
+                         hidden_size=4, batch_size=2, updates=4, curriculum=[[10, 2]], eval_every=4, eval_batches=1,
+                         eval_batch_size=2)
+    train(config, progress=False)
+    assert {(10, 0.25), (40, 1.0)} == set(seen[1:])  # seen[0]: the build-time probe
+    assert [scale for length, scale in seen if length == 10] == [0.25, 0.25]

@@ -40,6 +40,10 @@ class RecurrentCell(nn.Module):
             whose gate exceeded the cell's threshold (a float tensor); None for other cells.
     """
 
+    #: Whether the update depends on the step since the episode start (g-LSTM, Phased LSTM): such
+    #: a cell keeps a step counter in its state and sets ``gate_openness`` / ``update_count``.
+    time_gated: bool = False
+
     def __init__(self, input_size: int, hidden_size: int) -> None:
         super().__init__()
         self.input_size = int(input_size)

@@ -56,11 +56,18 @@ class TimeGatedLSTM(RecurrentCell):
     averaged over the batch, so ``1 - update_count / (T * H)`` is the fraction of skipped updates.
     """
 
+    time_gated = True
+
     def __init__(
         self, input_size: int, hidden_size: int, forget_bias: float | None = 1.0, init: str = "default",
         t_max: float | None = None,
     ) -> None:
         super().__init__(input_size, hidden_size)
+        #: Steps of the sequence per step of the gates' clock: the gates see ``t / time_scale``.
+        #: 1 normally; a temporal curriculum sets it to (stage length / final length) so the gate
+        #: layout shrinks with a short stage and the units open at a stage's answer step are the
+        #: ones open at the final answer step. Not a parameter and not saved.
+        self.time_scale = 1.0
         self.forget_bias = None if forget_bias is None else check_float("forget_bias", forget_bias)
         self.init = check_choice("init", init, GATE_INITS)
         self.t_max = check_chrono_t_max(init, t_max)
@@ -111,9 +118,10 @@ class TimeGatedLSTM(RecurrentCell):
             times = step_times(start[:1], None, steps)  # [T, 1]
         else:
             times = step_times(start, resets, steps)  # [T, B]
-        gates = self.openness(times)  # [T, 1 or B, H]
+        clock = times if self.time_scale == 1.0 else times / self.time_scale
+        gates = self.openness(clock)  # [T, 1 or B, H]
         self.gate_openness = gates.expand(steps, batch, self.hidden_size)
-        updates = self.is_update(times.detach(), gates.detach()).sum().to(gates.dtype)
+        updates = self.is_update(clock.detach(), gates.detach()).sum().to(gates.dtype)
         self.update_count = updates / times.shape[1]  # per sequence: averaged over the batch
         out, c = run_lstm_sequence(self, inputs, h, c, resets, mix=gates)
         return out, (out[-1], c, (times[-1] + 1).expand(batch).clone())

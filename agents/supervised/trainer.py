@@ -347,7 +347,7 @@ def build(config: TrainConfig) -> Setup:
     with torch.no_grad():
         outputs, _ = model(inputs)
     model.train()
-    gated = model.cell.gate_openness is not None
+    gated = model.cell.time_gated
     if tuple(outputs.shape) != (probe.seq_len, 2, task.num_outputs):
         raise ValueError(f"model output shape {tuple(outputs.shape)} does not match the task ({probe.seq_len}, 2, {task.num_outputs})")
 
@@ -390,6 +390,14 @@ def build(config: TrainConfig) -> Setup:
         if config.target_metric is None
         else resolve_metric(config.target_metric, kind, "target_metric", gated),
     )
+
+
+def _set_clock(cell: nn.Module, task: SequenceTask, final: SequenceTask) -> None:
+    """Lay a time-gated cell's gates out for ``task``'s length, a curriculum stage of ``final``:
+    its clock runs ``final.max_length / task.max_length`` times faster, so the gate layout scales
+    with the stage (see :attr:`agents.cells.plstm.TimeGatedLSTM.time_scale`)."""
+    if cell.time_gated:
+        cell.time_scale = task.max_length / final.max_length
 
 
 def _curriculum(config: TrainConfig, task: SequenceTask) -> list[tuple[int, SequenceTask]]:
@@ -551,6 +559,7 @@ def train(
 
     def log_evaluation(update: int, sums: _Sums) -> bool:
         """Evaluate, append a metrics row (CSV + TensorBoard), checkpoint; True if the target is met."""
+        _set_clock(model.cell, setup.task, setup.task)
         metrics = evaluate(model, setup.task, evaluation_batches(setup), device, config.eval_carry_state)
         row = {"update": update, "wall_time": time.perf_counter() - t0, **sums.row(),
                **{f"eval_{k}": v for k, v in metrics.items()}}
@@ -579,6 +588,7 @@ def train(
         for update in range(start + 1, config.updates + 1):
             # 1. A fresh batch (the curriculum decides the task).
             task = setup.task_at(update)
+            _set_clock(model.cell, task, setup.task)
             batch = task.sample(config.batch_size, train_rng)
             inputs, targets, mask = to_tensors(batch, device)
 
