@@ -9,13 +9,16 @@
     memory-bench report sweeps/nru                               # re-write the report
 
 Relaunching the same command continues an interrupted sweep: finished runs are skipped, the others
-are redone from scratch. ``memory-bench report`` on a sweep directory writes the sweep report
+are redone from scratch. Ctrl-C, SIGTERM or SIGHUP stop the sweep and its workers (exit status
+128 + the signal's number); runs still held by a live process of an earlier launch are left alone
+and reported (exit status 1). ``memory-bench report`` on a sweep directory writes the sweep report
 (leaderboards, memory scaling, learning curves; see :mod:`agents.sweep.report`).
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 
@@ -34,7 +37,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
             print(f"  {r.id}  [{r.harness}, {size}]")
         print(f"total: {updates} supervised updates, {steps} RL env steps")
         return 0
-    from agents.sweep.executors import SweepInterrupted
+    from agents.sweep.executors import SweepInterrupted, SweepStopped
 
     try:
         outcome = run_sweep(spec, out=args.out, executor=args.executor, workers=args.workers, address=args.address,
@@ -42,14 +45,20 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     except SweepInterrupted as err:
         print(f"memory-bench sweep: error: {err}", file=sys.stderr)
         return 1
+    except (SweepStopped, KeyboardInterrupt) as err:
+        signum = err.signum if isinstance(err, SweepStopped) else signal.SIGINT
+        print(f"memory-bench sweep: {signal.Signals(signum).name}: stopped, and its workers with it; the finished runs "
+              f"are kept: relaunch the same command to run the others", file=sys.stderr)
+        return 128 + signum
+    locked = f", {len(outcome.locked)} still running elsewhere" if outcome.locked else ""
     print(f"{outcome.total} runs: {len(outcome.skipped)} already finished, {len(outcome.executed)} executed, "
-          f"{len(outcome.failed)} failed")
+          f"{len(outcome.failed)} failed{locked}")
     for run_id, error in outcome.failed.items():
         print(f"  failed: {run_id}: {error}", file=sys.stderr)
     if outcome.report is not None:
         print(f"report: {outcome.report} (and report.html beside it)")
     print(f"sweep directory: {outcome.path}")
-    return 1 if outcome.failed else 0
+    return 1 if outcome.failed or outcome.locked else 0
 
 
 def add_parser(subparsers) -> None:

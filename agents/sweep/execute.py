@@ -101,19 +101,41 @@ def _train_rl(settings: dict[str, Any], out: Path) -> None:
         raise RuntimeError(f"memory-bench rl exited with status {code}")
 
 
-def execute_run(run: dict[str, Any], run_dir: str | os.PathLike, log_path: str | os.PathLike) -> dict[str, Any]:
+def execute_run(
+    run: dict[str, Any], run_dir: str | os.PathLike, log_path: str | os.PathLike, lock_path: str | os.PathLike | None = None
+) -> dict[str, Any]:
     """Train ``run`` (a :class:`~agents.sweep.spec.RunSpec` dict) into ``run_dir``.
 
     Whatever is at ``run_dir`` is removed first (a run left half-written by a crash is redone from
     scratch). One torch thread per run: a sweep gets its parallelism from running many runs.
+    With ``lock_path``, the run is locked for this process while it runs (see
+    :mod:`agents.sweep.locks`): a run whose lock a live process holds is not touched (status
+    ``"locked"``), one that a process of an earlier launch finished meanwhile is not redone.
 
     Returns:
-        ``{"id", "status": "done" | "failed", "error", "started", "seconds", "host", "pid"}``.
+        ``{"id", "status": "done" | "failed" | "locked", "error", "started", "seconds", "host", "pid"}``.
     """
+    if lock_path is None:
+        return _execute_run(run, Path(run_dir), Path(log_path))
+    from agents.sweep import locks
+
+    held_by = locks.acquire(lock_path)
+    if held_by is not None:
+        return {"id": run["id"], "status": "locked", "error": f"still running in {locks.describe(held_by)}",
+                "started": None, "seconds": 0.0, "host": socket.gethostname(), "pid": os.getpid()}
+    try:
+        if (Path(run_dir) / SUMMARY_FILE).is_file():
+            return {"id": run["id"], "status": "done", "error": None, "started": None, "seconds": 0.0,
+                    "host": socket.gethostname(), "pid": os.getpid(), "note": "finished by a process of an earlier launch"}
+        return _execute_run(run, Path(run_dir), Path(log_path))
+    finally:
+        locks.release(lock_path)
+
+
+def _execute_run(run: dict[str, Any], run_dir: Path, log_path: Path) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(1)
-    run_dir, log_path = Path(run_dir), Path(log_path)
     if run_dir.exists():
         shutil.rmtree(run_dir)
     run_dir.parent.mkdir(parents=True, exist_ok=True)

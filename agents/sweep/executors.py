@@ -3,12 +3,22 @@
 Both take a list of :class:`Job` and yield each run's result as it finishes (in completion order).
 Scheduling, retries of lost workers and cluster placement are the engines' own; this module only
 submits runs and collects results.
+
+No local worker outlives its sweep: when the sweep stops before its runs are done (an exception,
+Ctrl-C, SIGTERM turned into :class:`SweepStopped` by :func:`stop_on_signals`, or the generator
+being closed) the workers are terminated, and a worker whose sweep process died without that
+(SIGKILL) notices within half a second that its parent changed and exits. Workers ignore SIGINT:
+Ctrl-C in a terminal reaches the whole process group, and the sweep stops them itself.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -24,12 +34,13 @@ EXECUTORS = ("local", "ray")
 
 @dataclass(frozen=True)
 class Job:
-    """A run to execute (a :class:`~agents.sweep.spec.RunSpec` dict), where its directory and
-    its log go."""
+    """A run to execute (a :class:`~agents.sweep.spec.RunSpec` dict), where its directory, its
+    log and its lock file (see :mod:`agents.sweep.locks`; local workers only) go."""
 
     run: dict[str, Any]
     run_dir: Path
     log_path: Path
+    lock_path: Path | None = None
 
 
 class SweepInterrupted(RuntimeError):
@@ -45,8 +56,86 @@ def available_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def _init_worker() -> None:
+class SweepStopped(BaseException):
+    """The sweep process got a termination signal (see :func:`stop_on_signals`). A
+    BaseException, like KeyboardInterrupt, so that no ``except Exception`` swallows it."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Within the block, SIGTERM and SIGHUP raise :class:`SweepStopped` in the main thread
+    (instead of ending the process on the spot), so the executors' clean-up runs (SIGINT already
+    raises KeyboardInterrupt). Does nothing outside the main thread, where Python cannot install
+    handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    stopping = False
+
+    def handler(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        if not stopping:  # a second signal must not interrupt the clean-up the first one started
+            stopping = True
+            raise SweepStopped(signum)
+
+    signums = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    previous = {s: signal.signal(s, handler) for s in signums}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    """Poll the parent pid; when the sweep process is gone (the worker was re-parented), exit."""
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
+def _init_worker(parent: int | None = None) -> None:
     os.environ["OMP_NUM_THREADS"] = "1"  # before torch is imported in this process
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the sweep process stops its workers itself
+    if parent is not None:
+        threading.Thread(target=_exit_when_orphaned, args=(parent,), name="orphan-watch", daemon=True).start()
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold back SIGINT, SIGTERM and SIGHUP (delivered at the end of the block) in the main thread
+    of a POSIX process; elsewhere do nothing."""
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _stop_workers(pool: ProcessPoolExecutor, grace: float = 5.0) -> None:
+    """Terminate the pool's worker processes (SIGTERM, then SIGKILL after ``grace`` seconds)."""
+    # ProcessPoolExecutor has no public list of its processes; _processes (pid -> Process) has
+    # been there since Python 3.2.
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    deadline = time.monotonic() + grace
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            process.kill()
+            process.join(1.0)
 
 
 class LocalExecutor:
@@ -63,9 +152,12 @@ class LocalExecutor:
     def run(self, jobs: list[Job]) -> Iterator[dict[str, Any]]:
         if not jobs:
             return
-        pool = ProcessPoolExecutor(min(self.workers, len(jobs)), mp_context=get_context("spawn"), initializer=_init_worker)
-        pending = {pool.submit(execute_run, job.run, job.run_dir, job.log_path): job for job in jobs}
+        pool = ProcessPoolExecutor(min(self.workers, len(jobs)), mp_context=get_context("spawn"),
+                                   initializer=_init_worker, initargs=(os.getpid(),))
+        pending = {}
         try:
+            for job in jobs:
+                pending[pool.submit(execute_run, job.run, job.run_dir, job.log_path, job.lock_path)] = job
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
@@ -78,6 +170,9 @@ class LocalExecutor:
                             "are kept: relaunch the sweep to redo the others"
                         ) from None
         finally:
+            if pending:  # stopped early: no run may go on unrecorded
+                with _signals_held():
+                    _stop_workers(pool)
             pool.shutdown(wait=True, cancel_futures=True)
 
 

@@ -7,17 +7,24 @@ Sweep directory::
     runs/<id>/          one run directory per run (see agents.supervised.runs / memory-bench rl),
                         plus error.json when the run failed
     logs/<id>.log       stdout/stderr of the run's last execution
+    locks/<id>.lock     the process running the run, while it runs (see agents.sweep.locks)
     executions.jsonl    one line per finished execution: id, status, error, host, pid, times
     report/             written by agents.sweep.report (report.md, report.html, PNGs, results.csv)
 
 A run is finished when its ``summary.json`` exists; relaunching skips those and redoes every
 other run from scratch (a directory left half-written by a crash or Ctrl-C is removed first;
-failed runs are retried). A relaunch with a spec that changes the settings of a finished run is
-refused, so a sweep directory never mixes two configurations under one name.
+failed runs are retried), except runs whose lock names a process that is still alive: those are
+left alone and reported (relaunch once that process has ended). A relaunch with a spec that
+changes the settings of a finished run is refused, so a sweep directory never mixes two
+configurations under one name.
+
+Stopping a sweep (Ctrl-C, SIGTERM, SIGHUP) stops its local workers before it exits (status
+128 + signal number from the command line); see :mod:`agents.sweep.executors`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -34,7 +41,8 @@ from tqdm.auto import tqdm
 
 from agents.supervised.runs import read_json, write_json
 from agents.sweep.execute import ERROR_FILE, SUMMARY_FILE
-from agents.sweep.executors import Job, make_executor
+from agents.sweep import locks
+from agents.sweep.executors import Job, make_executor, stop_on_signals
 from agents.sweep.spec import RunSpec, _slug, expand, load_spec
 
 MANIFEST = "sweep.json"
@@ -61,6 +69,9 @@ class SweepDir:
 
     def log_path(self, run_id: str) -> Path:
         return self.path / "logs" / f"{run_id}.log"
+
+    def lock_path(self, run_id: str) -> Path:
+        return self.path / "locks" / f"{run_id}.lock"
 
     @staticmethod
     def is_sweep(path: str | os.PathLike) -> bool:
@@ -103,6 +114,8 @@ class SweepOutcome:
     skipped: list[str] = field(default_factory=list)
     executed: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    #: runs left alone because a live process (e.g. a worker of an earlier launch) holds their lock
+    locked: dict[str, str] = field(default_factory=dict)
     report: Path | None = None
 
 
@@ -143,8 +156,14 @@ def plan(runs: list[RunSpec], sweep: SweepDir) -> tuple[list[RunSpec], list[Job]
     """Split ``runs`` into the finished ones (skipped) and the jobs to execute (all others:
     never started, half-written, or failed)."""
     skipped = [run for run in runs if sweep.status(run.id) == "done"]
-    jobs = [Job(run.to_dict(), sweep.run_dir(run.id), sweep.log_path(run.id)) for run in runs if run not in skipped]
+    jobs = [Job(run.to_dict(), sweep.run_dir(run.id), sweep.log_path(run.id), sweep.lock_path(run.id))
+            for run in runs if run not in skipped]
     return skipped, jobs
+
+
+def _locked_message(run_id: str, where: str, sweep: SweepDir) -> str:
+    return (f"run {run_id} is still running in {where}: left alone (its lock is {sweep.lock_path(run_id)}); "
+            f"relaunch when that process has ended")
 
 
 def run_sweep(
@@ -181,21 +200,34 @@ def run_sweep(
     try:
         prepare(spec, runs, sweep)
         outcome = SweepOutcome(sweep.path, len(runs))
-        skipped, jobs = plan(runs, sweep)
+        skipped, planned = plan(runs, sweep)
         outcome.skipped = [run.id for run in skipped]
-        for job in jobs:
+        jobs = []
+        for job in planned:
+            held_by = locks.holder(job.lock_path) if job.lock_path is not None else None
+            if held_by is not None:  # e.g. a worker of an earlier launch that is still going
+                outcome.locked[job.run["id"]] = locks.describe(held_by)
+                print(_locked_message(job.run["id"], outcome.locked[job.run["id"]], sweep), file=sys.stderr)
+                continue
             if job.run_dir.exists():  # half-written by a crash, or failed before: start clean
                 shutil.rmtree(job.run_dir)
+            jobs.append(job)
         bar = tqdm(total=len(runs), initial=len(outcome.skipped), disable=not progress, unit="run", dynamic_ncols=True,
                    desc=f"sweep {spec['name']}")
         try:
-            for result in executor_obj.run(jobs):
-                sweep.log_execution(result)
-                outcome.executed.append(result["id"])
-                if result["status"] == "failed":
-                    outcome.failed[result["id"]] = result["error"]
-                    bar.write(f"run {result['id']} failed: {result['error']}", file=sys.stderr)
-                bar.update(1)
+            with stop_on_signals(), contextlib.closing(executor_obj.run(jobs)) as results:
+                for result in results:
+                    if result["status"] == "locked":
+                        outcome.locked[result["id"]] = result["error"]
+                        bar.write(_locked_message(result["id"], result["error"].removeprefix("still running in "), sweep),
+                                  file=sys.stderr)
+                        continue
+                    sweep.log_execution(result)
+                    outcome.executed.append(result["id"])
+                    if result["status"] == "failed":
+                        outcome.failed[result["id"]] = result["error"]
+                        bar.write(f"run {result['id']} failed: {result['error']}", file=sys.stderr)
+                    bar.update(1)
         finally:
             bar.close()
         if report:
