@@ -216,6 +216,8 @@ class SequenceTask:
     input_kind: ClassVar[InputKind] = "symbols"
     target_kind: ClassVar[TargetKind] = "class"
     length_knob: ClassVar[str | None] = None
+    #: The dataset a real-data task reads (:class:`memenvs.data.DatasetInfo`); None for synthetic tasks.
+    dataset: ClassVar[Any] = None
 
     #: Number of input symbols (symbols) or input features (real).
     num_inputs: int

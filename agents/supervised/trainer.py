@@ -392,6 +392,11 @@ def build(config: TrainConfig) -> Setup:
     )
 
 
+def has_test_split(task: SequenceTask) -> bool:
+    """Whether ``task`` reads a dataset with a test split (evaluated at the end of a run)."""
+    return task.dataset is not None and task.dataset.splits.get("test", 0) > 0
+
+
 def _set_clock(cell: nn.Module, task: SequenceTask, final: SequenceTask) -> None:
     """Lay a time-gated cell's gates out for ``task``'s length, a curriculum stage of ``final``:
     its clock runs ``final.max_length / task.max_length`` times faster, so the gate layout scales
@@ -506,6 +511,7 @@ def train(
     start, elapsed = 0, 0.0
     best: dict[str, Any] = {"metric": setup.best_metric, "value": None, "update": None, "metrics": {}}
     last_eval: dict[str, Any] = {"update": None, "metrics": {}}
+    best_state: dict[str, torch.Tensor] = {}  # the best weights when there is no run directory
     ckpt = None
     if run is not None and resume:
         if run.latest_path.is_file():
@@ -550,12 +556,24 @@ def train(
             "target": {"metric": setup.target_metric, "value": config.target_value,
                        "reached_at": update if status == "target_reached" else None},
             "run_dir": None if run is None else str(run.path),
+            "dataset": None if setup.task.dataset is None else setup.task.dataset.to_dict(),
         }
+        if status != "diverged" and has_test_split(setup.task):
+            summary["test"] = test_evaluation()
         if error is not None:
             summary["error"] = error
         if run is not None:
             write_json(run.summary_path, summary)
         return summary
+
+    def test_evaluation() -> dict[str, Any]:
+        """The best checkpoint (by the validation metric) on the whole test split, as the papers
+        report it; the model keeps those weights afterwards."""
+        state = best_state if run is None else load_checkpoint(run.best_path, map_location=device, keys=("model",))["model"]
+        model.load_state_dict(state)
+        _set_clock(model.cell, setup.task, setup.task)
+        batches = setup.task.iterate("test", config.eval_batch_size)
+        return {"update": best["update"], "metrics": evaluate(model, setup.task, batches, device, config.eval_carry_state)}
 
     def log_evaluation(update: int, sums: _Sums) -> bool:
         """Evaluate, append a metrics row (CSV + TensorBoard), checkpoint; True if the target is met."""
@@ -567,6 +585,8 @@ def train(
         improved = is_better(setup.best_metric, metrics[setup.best_metric], best["value"])
         if improved:
             best.update(value=metrics[setup.best_metric], update=update, metrics=metrics)
+            if run is None:  # else best.pt holds the weights
+                best_state.update({k: v.detach().clone() for k, v in model.state_dict().items()})
         if run is not None:
             run.append_metrics(row)
             for key, value in row.items():

@@ -31,6 +31,27 @@ Split = Literal["train", "validation", "test"]
 
 
 @dataclass(frozen=True)
+class DatasetInfo:
+    """What a run trained and was scored on, for its summary and reports.
+
+    Attributes:
+        name: dataset name (``"mnist"``, ``"cifar10"``, ``"ptb"``, ``"stdlib"``, ...).
+        source: where it was read from (a path, or ``"embedded: ..."``).
+        embedded: True for a default shipped inside a package (e.g. the 5,000 MNIST digits),
+            not the full dataset the papers use.
+        splits: split -> size (images, or characters for a corpus).
+    """
+
+    name: str
+    source: str
+    embedded: bool
+    splits: dict[str, int]
+
+    def to_dict(self) -> dict[str, object]:
+        return {"name": self.name, "source": self.source, "embedded": self.embedded, "splits": dict(self.splits)}
+
+
+@dataclass(frozen=True)
 class ImageSplits:
     """A labelled image dataset cut into the three splits.
 
@@ -50,6 +71,10 @@ class ImageSplits:
         for arrays in (self.images, self.labels):
             for array in arrays.values():
                 array.flags.writeable = False
+
+    def info(self) -> DatasetInfo:
+        return DatasetInfo(self.name, self.source, self.source.startswith("embedded"),
+                           {split: len(labels) for split, labels in self.labels.items()})
 
 
 def search_dirs(data_dir: str | os.PathLike | None, subdir: str) -> tuple[list[Path], bool]:

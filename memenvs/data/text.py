@@ -38,7 +38,7 @@ from typing import Literal
 
 import numpy as np
 
-from memenvs.data import DATA_ENV, SPLITS, file_key, search_dirs
+from memenvs.data import DATA_ENV, SPLITS, DatasetInfo, file_key, search_dirs
 
 CorpusName = Literal["auto", "stdlib", "ptb", "text8", "enwik8"]
 CORPORA = ("auto", "stdlib", "ptb", "text8", "enwik8")
@@ -73,6 +73,11 @@ class Corpus:
     @property
     def vocab_size(self) -> int:
         return len(self.symbols)
+
+    def info(self) -> DatasetInfo:
+        """The corpus for a run's summary; the ``stdlib`` text is the embedded default."""
+        return DatasetInfo(self.name, self.source, self.name == "stdlib",
+                           {split: len(ids) for split, ids in self.splits.items()})
 
     def decode(self, ids: np.ndarray) -> str:
         """The text of a sequence of ids."""

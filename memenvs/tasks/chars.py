@@ -19,6 +19,7 @@ from memenvs.core import (
     register_task,
 )
 from memenvs.data import SPLITS, Split
+from memenvs.data import DatasetInfo
 from memenvs.data.text import CORPORA, CorpusName, load_corpus
 
 _CHUNK = 1 << 22  # characters per chunk when counting bigrams of a large split
@@ -101,6 +102,11 @@ class CharStreamTask(SequenceTask):
         self._store_kwargs(seq_len=self.seq_len, split=self.split, corpus=corpus, data_dir=self.data_dir)
         self.num_inputs = self.num_outputs = self.corpus.vocab_size
         self.max_length = self.seq_len
+
+    @property
+    def dataset(self) -> DatasetInfo:
+        """The corpus this task reads (name, source, split sizes in characters)."""
+        return self.corpus.info()
 
     # -- episodes --------------------------------------------------------------------------
 

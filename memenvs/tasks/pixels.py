@@ -22,7 +22,7 @@ from memenvs.core import (
     check_int,
     register_task,
 )
-from memenvs.data import SPLITS, ImageSplits, Split
+from memenvs.data import SPLITS, DatasetInfo, ImageSplits, Split
 from memenvs.data.cifar import load_cifar10
 from memenvs.data.mnist import load_mnist
 
@@ -42,6 +42,11 @@ class PixelSequenceTask(SequenceTask):
     """
 
     target_kind = "class"
+
+    @property
+    def dataset(self) -> DatasetInfo:
+        """The images this task reads (name, source, split sizes; ``embedded`` for the default)."""
+        return self.data.info()
 
     def _setup(self, data: ImageSplits, split: Split, pixels: PixelMode, extra_step: bool, steps: int, features: int) -> None:
         self.data = data
