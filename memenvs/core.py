@@ -33,6 +33,8 @@ from gymnasium import spaces
 from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 
+from memenvs.render import RENDER_FPS, RENDER_MODES, Picture, check_render_mode, sequence_rows, shade_text, symbol_text
+
 NAMESPACE = "memenvs"
 
 #: Longest episode any memenvs env may have, in steps. Length knobs are validated against it at
@@ -202,7 +204,8 @@ class SequenceTask:
     targets also override :meth:`step_reward`. For a fast vector env, override
     :meth:`sample_each` (or subclass :class:`DrawLayoutTask`, which splits ``sample`` into a
     per-generator ``_draw`` and a vectorised ``_episodes`` layout) and draw integers with
-    :func:`uniform_integers`.
+    :func:`uniform_integers`. Rendering draws one character per step through
+    :meth:`render_inputs` and :meth:`render_targets`, which tasks override to name their symbols.
 
     Class attributes:
         input_kind: ``"symbols"`` (inputs are int ids in ``[0, num_inputs)``) or ``"real"``
@@ -211,6 +214,8 @@ class SequenceTask:
             ``"real"`` (``num_outputs`` floats, MSE loss).
         length_knob: the kwarg that sets the memory length (``delay``, ``max_delay``, ...), used by
             curricula and memory-scaling sweeps; None if the task has none.
+        render_width: steps per line of the rendered episode.
+        blank_symbol: the symbol / class id that means "nothing" (drawn as ``"."``), if any.
     """
 
     input_kind: ClassVar[InputKind] = "symbols"
@@ -218,6 +223,8 @@ class SequenceTask:
     length_knob: ClassVar[str | None] = None
     #: The dataset a real-data task reads (:class:`memenvs.data.DatasetInfo`); None for synthetic tasks.
     dataset: ClassVar[Any] = None
+    render_width: int = 64
+    blank_symbol: ClassVar[int | None] = None
 
     #: Number of input symbols (symbols) or input features (real).
     num_inputs: int
@@ -292,6 +299,26 @@ class SequenceTask:
     def returns(self, predictions: np.ndarray, batch: SequenceBatch) -> np.ndarray:
         """Episode returns ``[B]`` of a batch of predictions."""
         return self.rewards(predictions, batch).sum(axis=0)
+
+    def render_inputs(self, inputs: np.ndarray) -> list[tuple[str, str]]:
+        """Rows ``(name, one character per step)`` drawing the inputs ``[n, ...]`` of one episode.
+
+        The default: one row ``"in"``, symbol ids as :data:`memenvs.render.SYMBOLS`
+        characters, real inputs as grey shades of their mean feature.
+        """
+        if self.input_kind == "symbols":
+            return [("in", symbol_text(inputs, blank=self.blank_symbol))]
+        values = np.asarray(inputs, dtype=np.float64)
+        return [("in", shade_text(values.reshape(values.shape[0], -1).mean(axis=1), self.input_low, self.input_high))]
+
+    def render_targets(self, values: np.ndarray) -> str:
+        """One character per step for targets or predictions ``[n, ...]`` of one episode: class
+        ids as symbol characters, real values as grey shades of their first dimension."""
+        if self.target_kind == "class":
+            return symbol_text(values, blank=self.blank_symbol)
+        values = np.asarray(values, dtype=np.float64)
+        first = values.reshape(values.shape[0], -1)[:, 0] if values.size else values.reshape(-1)
+        return shade_text(first, self.output_low, self.output_high)
 
     def oracle_predictions(self, batch: SequenceBatch) -> np.ndarray:
         """Predictions of a policy with perfect memory: the targets themselves."""
@@ -487,14 +514,56 @@ def _bind_task(
     render_mode: str | None,
 ) -> None:
     """Set what :class:`TaskEnv` and :class:`TaskVectorEnv` share: ``task``, its ``_codec``,
-    ``obs_mode``, ``render_mode`` (only None) and ``reference`` scores."""
+    ``obs_mode``, ``render_mode`` and ``reference`` scores."""
+    env.render_mode = check_render_mode(render_mode)
     env.task = _resolve_task(task, task_kwargs)
     env._codec = _Codec(env.task, obs_mode)
     env.obs_mode = env._codec.obs_mode
-    if render_mode is not None:
-        raise ValueError(f"render_mode={render_mode!r} is not supported: memenvs tasks have no rendering")
-    env.render_mode = None
     env.reference = env.task.reference_scores()
+
+
+def episode_picture(
+    task: SequenceTask,
+    inputs: np.ndarray,
+    targets: np.ndarray,
+    mask: np.ndarray,
+    predictions: np.ndarray,
+    t: int,
+    length: int,
+    total: float,
+) -> Picture:
+    """The picture of one episode of ``task`` after ``t`` of its ``length`` steps.
+
+    ``inputs``, ``targets``, ``mask`` and ``predictions`` are that episode's arrays (time first).
+    The inputs are drawn up to the current observation (step ``t``), the targets and the
+    predictions at the scored steps already played; the header gives the step and the return
+    so far, the footer (real targets) the values at the last scored step.
+    """
+    shown = min(t + 1, length)
+    played = np.asarray(mask[:t], dtype=bool)
+
+    def scored(text: str) -> str:
+        return "".join(c if m else " " for c, m in zip(text, played)).ljust(shown)
+
+    rows = task.render_inputs(inputs[:shown])
+    rows += [("tgt", scored(task.render_targets(targets[:t]))), ("out", scored(task.render_targets(predictions[:t])))]
+    grid, notes = sequence_rows(rows, task.render_width)
+    status = "done" if t >= length else f"step {t}/{length}"
+    header = [f"{task!r}  {status}  return {total:+.3f}"] + notes
+    footer = []
+    if task.target_kind == "real" and played.any():
+        last = int(np.flatnonzero(played)[-1])
+        fmt = lambda v: np.array2string(np.asarray(v, dtype=np.float64).reshape(-1), precision=3)  # noqa: E731
+        footer.append(f"step {last}: target {fmt(targets[last])}, prediction {fmt(predictions[last])}")
+    return Picture(grid, header, footer)
+
+
+def _no_render(env: gym.Env | VectorEnv) -> None:
+    """Gymnasium's behaviour for ``render()`` without a render mode: a warning and None."""
+    gym.logger.warn(
+        "render() was called without a render mode: make the env with render_mode='ansi' or 'rgb_array', "
+        "e.g. gym.make(id, render_mode='ansi')"
+    )
 
 
 def envs_to_reset(
@@ -536,11 +605,13 @@ class TaskEnv(gym.Env):
         task: a task instance, a task class, or ``"module:Class"``.
         obs_mode: ``"onehot"`` (default, Box) or ``"index"`` (Discrete) for symbol inputs;
             ignored for real-valued inputs.
-        render_mode: only ``None`` is supported.
+        render_mode: None, ``"ansi"`` (:meth:`render` returns a text picture of the episode so
+            far: the inputs, and the targets and predictions at the scored steps played) or
+            ``"rgb_array"`` (the same picture as a ``uint8 [H, W, 3]`` image).
         **task_kwargs: forwarded to the task class.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": list(RENDER_MODES), "render_fps": RENDER_FPS}
 
     def __init__(
         self,
@@ -555,6 +626,8 @@ class TaskEnv(gym.Env):
         self._batch: SequenceBatch | None = None
         self._t = 0
         self._length = 0
+        self._predictions: np.ndarray | None = None  # kept for render() only
+        self._return = 0.0
 
     def _obs(self) -> Any:
         return self._codec.encode(self._batch.inputs[self._t, :1])[0]
@@ -565,6 +638,9 @@ class TaskEnv(gym.Env):
         self._length = int(self._batch.lengths[0])
         self._scored = np.array([max(int(self._batch.mask[:, 0].sum()), 1)])
         self._t = 0
+        self._return = 0.0
+        if self.render_mode is not None:
+            self._predictions = np.zeros_like(self._batch.targets[:, 0])
         return self._obs(), {}
 
     def step(self, action: Any):
@@ -579,10 +655,25 @@ class TaskEnv(gym.Env):
             target = self._batch.targets[t, :1]
             pred = self._codec.predictions(arr.reshape(target.shape))
             reward = float(self.task.step_reward(pred, target, self._scored)[0])
+            if self._predictions is not None:
+                self._predictions[t] = pred[0]
+        self._return += reward
         self._t += 1
         terminated = self._t >= self._length
         obs = self._codec.zero_obs() if terminated else self._obs()
         return obs, reward, terminated, False, {}
+
+    def render(self) -> str | np.ndarray | None:
+        """The episode so far as text (``"ansi"``) or an image (``"rgb_array"``); see the class."""
+        if self.render_mode is None:
+            return _no_render(self)
+        if self._batch is None:
+            return Picture(header=[f"{self.task!r}  no episode yet: call reset()"]).render(self.render_mode)
+        b = self._batch
+        picture = episode_picture(
+            self.task, b.inputs[:, 0], b.targets[:, 0], b.mask[:, 0], self._predictions, self._t, self._length, self._return
+        )
+        return picture.render(self.render_mode)
 
     # Reference policies (tests, `memory-bench envs`).
     def oracle_action(self) -> Any:
@@ -604,12 +695,19 @@ class TaskVectorEnv(VectorEnv):
     ``seed=s+i``: every env keeps its own generator, and the envs that restart in a step draw
     their episodes together through ``task.sample_each``.
 
+    With a ``render_mode``, :meth:`render` returns a tuple with one frame per env (Gymnasium's
+    vector convention), each what :meth:`TaskEnv.render` draws.
+
     Args:
         num_envs: number of parallel episodes.
         task, obs_mode, render_mode, **task_kwargs: as :class:`TaskEnv`.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
+    metadata: ClassVar[dict[str, Any]] = {
+        "render_modes": list(RENDER_MODES),
+        "render_fps": RENDER_FPS,
+        "autoreset_mode": AutoresetMode.NEXT_STEP,
+    }
 
     def __init__(
         self,
@@ -644,6 +742,9 @@ class TaskVectorEnv(VectorEnv):
         self._needs_reset = np.zeros(N, dtype=bool)
         self._cols = np.arange(N)
         self._started = False
+        # Kept for render() only: each env's predictions at scored steps and its return so far.
+        self._predictions = np.zeros_like(self._targets) if self.render_mode is not None else None
+        self._returns = np.zeros(N, dtype=np.float64)
 
     def _new_episodes(self, envs: np.ndarray) -> None:
         b = self.task.sample_each([self._rngs[i] for i in envs])
@@ -654,6 +755,7 @@ class TaskVectorEnv(VectorEnv):
         self._lengths[envs] = b.lengths
         self._scored[envs] = np.maximum(b.mask.sum(axis=0), 1)
         self._t[envs] = 0
+        self._returns[envs] = 0.0
 
     def reset(self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None):
         envs = envs_to_reset(self._rngs, seed, options)
@@ -677,6 +779,9 @@ class TaskVectorEnv(VectorEnv):
             targets = self._targets[t[idx], idx]
             preds = self._codec.predictions(actions[idx].reshape(targets.shape))
             rewards[idx] = self.task.step_reward(preds, targets, self._scored[idx])
+            if self._predictions is not None:
+                self._predictions[t[idx], idx] = preds
+                self._returns += rewards
         self._t = t + 1
         if self._needs_reset.any():
             self._new_episodes(np.flatnonzero(self._needs_reset))  # their t becomes 0
@@ -687,6 +792,22 @@ class TaskVectorEnv(VectorEnv):
             obs[terminated] = 0
         truncated = np.zeros(self.num_envs, dtype=bool)
         return obs, rewards, terminated, truncated, {}
+
+    def render(self) -> tuple[str | np.ndarray, ...] | None:
+        """One frame per env, as :meth:`TaskEnv.render` draws it (an env waiting for its NEXT_STEP
+        restart shows its finished episode)."""
+        if self.render_mode is None:
+            return _no_render(self)
+        if not self._started:
+            blank = Picture(header=[f"{self.task!r}  no episode yet: call reset()"])
+            return tuple(blank.render(self.render_mode) for _ in range(self.num_envs))
+        return tuple(
+            episode_picture(
+                self.task, self._inputs[:, i], self._targets[:, i], self._mask[:, i], self._predictions[:, i],
+                int(self._t[i]), int(self._lengths[i]), float(self._returns[i]),
+            ).render(self.render_mode)
+            for i in range(self.num_envs)
+        )
 
     def oracle_actions(self) -> np.ndarray:
         """Actions of a policy with perfect memory for the current step of every env."""

@@ -12,13 +12,15 @@ seeded ``s + i``). ``gym.make_vec`` therefore falls back to a ``SyncVectorEnv`` 
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, ClassVar
 
+import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from gymnasium.envs.classic_control.cartpole import CartPoleEnv, CartPoleVectorEnv
 
 from memenvs.core import NAMESPACE, ReferenceScores, _check_action, check_float, check_length
+from memenvs.render import RENDER_MODES, Picture, check_render_mode
 
 #: Gains of the full-state linear controller used as the oracle, on ``[x, x_dot, theta, theta_dot]``.
 #: It balances every one of 2,000 seeded starts for 1,000 steps.
@@ -74,6 +76,33 @@ def _observe(state: np.ndarray, noise_sigma: float, rng: np.random.Generator) ->
 
 #: Observation bounds: twice CartPole's termination thresholds (2.4 m, 12 degrees), as CartPole does.
 _OBS_HIGH = np.array([2 * 2.4, 2 * 12 * 2 * np.pi / 360], dtype=np.float32)
+#: Rendered track: cells across the ±2.4 m track, and the pole's length in cells (its 1 m at the
+#: track's scale).
+TRACK_CELLS = 49
+POLE_CELLS = 10
+
+
+def cart_picture(state: np.ndarray, observed: np.ndarray, steps: int, max_steps: int, done: bool) -> Picture:
+    """The cart ``###`` on the track ``-`` (ends ``|``) with the pole ``|`` above it, drawn to
+    scale from the true state; the header gives the true state and what the agent observed."""
+    x, x_dot, theta, theta_dot = (float(v) for v in state)
+    scale = (TRACK_CELLS - 1) / 4.8  # cells per metre
+    centre = int(round((np.clip(x, -2.4, 2.4) + 2.4) * scale))
+    grid = [[" "] * TRACK_CELLS for _ in range(POLE_CELLS + 2)]
+    for r in range(1, POLE_CELLS + 1):  # r cells up the pole, from its pivot on the cart
+        col = centre + int(round(r * np.tan(theta)))
+        if 0 <= col < TRACK_CELLS:
+            grid[POLE_CELLS - r][col] = "|"
+    for col in range(centre - 1, centre + 2):
+        if 0 <= col < TRACK_CELLS:
+            grid[POLE_CELLS][col] = "#"
+    grid[POLE_CELLS + 1] = ["|"] + ["-"] * (TRACK_CELLS - 2) + ["|"]
+    header = [
+        f"x={x:+.3f} m  x_dot={x_dot:+.3f} m/s  theta={np.degrees(theta):+.2f} deg  theta_dot={theta_dot:+.3f} rad/s",
+        f"observed: x={observed[0]:+.3f}  theta={np.degrees(observed[1]):+.2f} deg  "
+        + ("done" if done else f"step {steps}/{max_steps}"),
+    ]
+    return Picture([("", "".join(row)) for row in grid], header)
 
 
 class StatelessCartPoleEnv(CartPoleEnv):
@@ -109,17 +138,21 @@ class StatelessCartPoleEnv(CartPoleEnv):
       (Not ``max_episode_steps``, which ``gym.make`` reserves for its TimeLimit wrapper.)
     - ``noise_sigma`` (float ≥ 0, default 0.0): standard deviation of the observation noise.
       POPGym noisy presets 0.1 / 0.2 / 0.3.
-    - ``render_mode``: as CartPole ("human", "rgb_array" or None); renders the true state.
+    - ``render_mode`` (None, "ansi" or "rgb_array"): ``render()`` draws the true state, the cart
+      on its track and the pole to scale, as text or as an image (numpy only; CartPole's pygame
+      "human" window is not offered).
 
     ## Version History
     - v0: initial version. POPGym gives -1 when the pole falls; here falling just ends the
       income, so the return reads as "fraction of the episode balanced".
     """
 
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": list(RENDER_MODES), "render_fps": 50}
+
     def __init__(self, max_steps: int = 200, noise_sigma: float = 0.0, render_mode: str | None = None) -> None:
         self.max_steps = check_length("max_steps", max_steps)
         self.noise_sigma = check_float("noise_sigma", noise_sigma, low=0.0)
-        super().__init__(render_mode=render_mode)
+        super().__init__(render_mode=check_render_mode(render_mode))
         self.observation_space = spaces.Box(-_OBS_HIGH, _OBS_HIGH, dtype=np.float32)
         self.reference = estimate_reference(self.max_steps, self.noise_sigma)
         self._steps = 0
@@ -147,6 +180,16 @@ class StatelessCartPoleEnv(CartPoleEnv):
         self._done = terminated or truncated
         return self._positions(), reward, terminated, truncated, {}
 
+    def render(self) -> str | np.ndarray | None:
+        """The cart and pole as text (``"ansi"``) or an image (``"rgb_array"``)."""
+        if self.render_mode is None:
+            gym.logger.warn("render() was called without a render mode: make the env with render_mode='ansi' or 'rgb_array'")
+            return None
+        if self.state is None:
+            return Picture(header=["no episode yet: call reset()"]).render(self.render_mode)
+        picture = cart_picture(np.asarray(self.state), self._last_obs, self._steps, self.max_steps, self._done)
+        return picture.render(self.render_mode)
+
     def oracle_action(self) -> int:
         """A full-state linear controller on the true (hidden) state."""
         return int(np.dot(ORACLE_GAINS, self.state) > 0)
@@ -157,8 +200,6 @@ class StatelessCartPoleEnv(CartPoleEnv):
 
 
 def _register() -> None:
-    import gymnasium as gym
-
     presets = {
         "StatelessCartPole": [("", 200, 0.0), ("Easy", 200, 0.0), ("Medium", 400, 0.0), ("Hard", 600, 0.0)],
         "NoisyStatelessCartPole": [("", 200, 0.1), ("Easy", 200, 0.1), ("Medium", 200, 0.2), ("Hard", 200, 0.3)],

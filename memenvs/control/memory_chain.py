@@ -19,6 +19,10 @@ from memenvs.core import (
     check_length,
     register_task,
 )
+from memenvs.render import symbol_text
+
+#: Context bits drawn one row each by ``render()``; the rest are left out of the picture.
+RENDERED_BITS = 16
 
 
 class MemoryChainTask(DrawLayoutTask):
@@ -97,6 +101,23 @@ class MemoryChainTask(DrawLayoutTask):
         mask = np.zeros((T, batch_size), dtype=bool)
         mask[-1] = True
         return SequenceBatch(inputs, targets, mask)
+
+    def render_inputs(self, inputs: np.ndarray) -> list[tuple[str, str]]:
+        """A row ``in`` (``c`` at the context step, the asked bit's index at the query step, ``.``
+        between) and one row per context bit (its value at step 0, ``?`` at the query step if it
+        is the one asked), for the first ``RENDERED_BITS`` bits."""
+        n, bits = len(inputs), self.num_bits
+        first = ["."] * n
+        first[0] = "c"
+        rows = [[" "] * n for _ in range(min(bits, RENDERED_BITS))]
+        for k, row in enumerate(rows):
+            row[0] = "1" if inputs[0, 1 + k] > 0 else "0"
+        if n == self.max_length:
+            asked = int(np.argmax(inputs[-1, 1 + bits :]))
+            first[-1] = symbol_text([asked])
+            if asked < len(rows):
+                rows[asked][-1] = "?"
+        return [("in", "".join(first))] + [(f"bit {k}", "".join(row)) for k, row in enumerate(rows)]
 
     def step_reward(self, prediction: np.ndarray, target: np.ndarray, scored_count: np.ndarray) -> np.ndarray:
         """+1 for the right bit, -1 for the wrong one (bsuite's reward)."""

@@ -17,9 +17,12 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 
 from memenvs.core import NAMESPACE, ReferenceScores, _check_action, check_int, check_length, envs_to_reset
+from memenvs.render import RENDER_FPS, RENDER_MODES, Picture, check_render_mode
 
 FORWARD, BACK, UP, DOWN = 0, 1, 2, 3
 OBS_SIZE = 3  # [cue up, cue down, at junction]
+#: Most corridor cells a rendered maze draws; a longer corridor is drawn at a reduced scale.
+RENDERED_CELLS = 64
 
 
 def _check_kwargs(corridor_length: int, max_steps: int | None) -> tuple[int, int]:
@@ -68,6 +71,32 @@ def _draw_cue(rng: np.random.Generator) -> int:
     """0 (up) or 1 (down), equally likely; ``random()`` is the cheapest generator call, which
     matters when a vector env restarts many episodes one generator at a time."""
     return int(rng.random() < 0.5)
+
+
+def _maze_picture(length: int, max_steps: int, cue: int, pos: int, t: int, turn: int, total: float) -> Picture:
+    """The maze seen from above: the corridor with the agent ``A``, the cued arm ``G`` and the
+    other arm ``X`` at the junction (an agent that turned stands in its arm), walls ``#``.
+
+    ``turn`` is UP or DOWN once the agent has turned, else -1. At most ``RENDERED_CELLS``
+    corridor cells are drawn; a longer corridor is scaled down (the header says how much).
+    """
+    cells = min(length + 1, RENDERED_CELLS)
+    col = 1 + (pos if cells == length + 1 else pos * (cells - 1) // length)
+    corridor = ["#"] + ["."] * cells + ["#"]
+    arms = {UP: ["#"] * (cells + 2), DOWN: ["#"] * (cells + 2)}
+    for arm in (UP, DOWN):
+        arms[arm][cells] = "G" if arm - UP == cue else "X"
+    if turn in (UP, DOWN):
+        arms[turn][cells] = "A"
+    else:
+        corridor[col] = "A"
+    header = [f"T-maze corridor_length={length}, cue {'up' if cue == 0 else 'down'} (shown at step 0 only)"]
+    if cells < length + 1:
+        header.append(f"(drawn at 1 cell per {length / (cells - 1):.1f} positions; the agent is at position {pos})")
+    status = "done" if turn in (UP, DOWN) or t >= max_steps else f"step {t}/{max_steps}"
+    header.append(f"{status}  return {total:+.0f}")
+    rows = [("", "".join(arms[UP])), ("", "".join(corridor)), ("", "".join(arms[DOWN]))]
+    return Picture(rows, header)
 
 
 def _observations(cue: np.ndarray, show_cue: np.ndarray, at_junction: np.ndarray) -> np.ndarray:
@@ -119,17 +148,19 @@ class TMazeEnv(gym.Env):
       [-1, 1] and the random return exact. The default allows twice the shortest path so that
       exploration is possible but wandering is not free.
 
+    - ``render_mode`` (None, "ansi" or "rgb_array"): ``render()`` draws the maze from above,
+      the agent ``A`` in the corridor, the cued arm ``G`` and the other arm ``X``, as text or as
+      an image.
+
     ## Version History
     - v0: initial version.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": list(RENDER_MODES), "render_fps": RENDER_FPS}
 
     def __init__(self, corridor_length: int = 10, max_steps: int | None = None, render_mode: str | None = None) -> None:
         self.corridor_length, self.max_steps = _check_kwargs(corridor_length, max_steps)
-        if render_mode is not None:
-            raise ValueError(f"render_mode={render_mode!r} is not supported: TMaze has no rendering")
-        self.render_mode = None
+        self.render_mode = check_render_mode(render_mode)
         self.observation_space = spaces.Box(0.0, 1.0, shape=(OBS_SIZE,), dtype=np.float32)
         self.action_space = spaces.Discrete(4)
         self.reference = _reference(self.corridor_length, self.max_steps)
@@ -137,6 +168,8 @@ class TMazeEnv(gym.Env):
         self._pos = 0
         self._t = 0
         self._done = True
+        self._turn = -1
+        self._return = 0.0
 
     def _obs(self) -> np.ndarray:
         at_junction = np.array([self._pos == self.corridor_length])
@@ -148,6 +181,8 @@ class TMazeEnv(gym.Env):
         self._pos = 0
         self._t = 0
         self._done = False
+        self._turn = -1
+        self._return = 0.0
         return self._obs(), {}
 
     def step(self, action: Any):
@@ -160,6 +195,7 @@ class TMazeEnv(gym.Env):
         if self._pos == self.corridor_length and action in (UP, DOWN):
             reward = 1.0 if action - UP == self._cue else -1.0
             terminated = True
+            self._turn = action
         elif action == FORWARD:
             self._pos = min(self._pos + 1, self.corridor_length)
         elif action == BACK:
@@ -168,7 +204,18 @@ class TMazeEnv(gym.Env):
         if not terminated and self._t >= self.max_steps:
             reward, terminated = -1.0, True
         self._done = terminated
+        self._return += reward
         return self._obs(), reward, terminated, False, {}
+
+    def render(self) -> str | np.ndarray | None:
+        """The maze as text (``"ansi"``) or an image (``"rgb_array"``); see ``render_mode``."""
+        if self.render_mode is None:
+            gym.logger.warn("render() was called without a render mode: make the env with render_mode='ansi' or 'rgb_array'")
+            return None
+        picture = _maze_picture(
+            self.corridor_length, self.max_steps, self._cue, self._pos, self._t, self._turn, self._return
+        )
+        return picture.render(self.render_mode)
 
     def oracle_action(self) -> int:
         """Walk forward, then turn the way the cue said."""
@@ -183,10 +230,15 @@ class TMazeVectorEnv(VectorEnv):
     """``num_envs`` T-mazes stepped together in numpy; see :class:`TMazeEnv` for the task.
 
     Autoreset mode is NEXT_STEP: the step after an env terminates ignores its action and returns
-    the first observation of a new episode with reward 0.
+    the first observation of a new episode with reward 0. With a ``render_mode``, ``render()``
+    returns a tuple with one maze per env (Gymnasium's vector convention).
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
+    metadata: ClassVar[dict[str, Any]] = {
+        "render_modes": list(RENDER_MODES),
+        "render_fps": RENDER_FPS,
+        "autoreset_mode": AutoresetMode.NEXT_STEP,
+    }
 
     def __init__(
         self,
@@ -197,9 +249,7 @@ class TMazeVectorEnv(VectorEnv):
     ) -> None:
         self.num_envs = check_int("num_envs", num_envs, low=1)
         self.corridor_length, self.max_steps = _check_kwargs(corridor_length, max_steps)
-        if render_mode is not None:
-            raise ValueError(f"render_mode={render_mode!r} is not supported: TMaze has no rendering")
-        self.render_mode = None
+        self.render_mode = check_render_mode(render_mode)
         self.single_observation_space = spaces.Box(0.0, 1.0, shape=(OBS_SIZE,), dtype=np.float32)
         self.single_action_space = spaces.Discrete(4)
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, self.num_envs)
@@ -211,12 +261,16 @@ class TMazeVectorEnv(VectorEnv):
         self._t = np.zeros(self.num_envs, dtype=np.int64)
         self._needs_reset = np.zeros(self.num_envs, dtype=bool)
         self._started = False
+        self._turn = np.full(self.num_envs, -1, dtype=np.int64)  # for render()
+        self._returns = np.zeros(self.num_envs, dtype=np.float64)
 
     def _new_episodes(self, envs: np.ndarray) -> None:
         for i in envs:
             self._cue[i] = _draw_cue(self._rngs[i])
         self._pos[envs] = 0
         self._t[envs] = 0
+        self._turn[envs] = -1
+        self._returns[envs] = 0.0
 
     def _obs(self) -> np.ndarray:
         return _observations(self._cue, self._t == 0, self._pos == self.corridor_length)
@@ -246,12 +300,27 @@ class TMazeVectorEnv(VectorEnv):
         timed_out = active & ~turned & (self._t >= self.max_steps)
         rewards[timed_out] = -1.0
         terminated = turned | timed_out
+        self._turn = np.where(turned, actions, self._turn)
+        self._returns += rewards
         restarting = np.flatnonzero(self._needs_reset)
         if restarting.size:
             self._new_episodes(restarting)
         self._needs_reset = terminated
         truncated = np.zeros(self.num_envs, dtype=bool)
         return self._obs(), rewards, terminated, truncated, {}
+
+    def render(self) -> tuple[str | np.ndarray, ...] | None:
+        """One maze per env, as :meth:`TMazeEnv.render` draws it."""
+        if self.render_mode is None:
+            gym.logger.warn("render() was called without a render mode: make the env with render_mode='ansi' or 'rgb_array'")
+            return None
+        return tuple(
+            _maze_picture(
+                self.corridor_length, self.max_steps, int(self._cue[i]), int(self._pos[i]), int(self._t[i]),
+                int(self._turn[i]), float(self._returns[i]),
+            ).render(self.render_mode)
+            for i in range(self.num_envs)
+        )
 
     def oracle_actions(self) -> np.ndarray:
         """What :meth:`TMazeEnv.oracle_action` does, for every env."""

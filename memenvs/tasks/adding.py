@@ -8,6 +8,7 @@ import math
 import numpy as np
 
 from memenvs.core import DrawLayoutTask, ReferenceScores, SequenceBatch, check_length, register_task, uniform_integers
+from memenvs.render import shade_text
 
 #: Variance of the sum of two U[0, 1] values: the MSE of always predicting 1.0 (PAPERS §1.4).
 BASELINE_MSE = 1.0 / 6.0
@@ -122,6 +123,11 @@ class AddingTask(DrawLayoutTask):
         mask = np.zeros((T, B), dtype=bool)
         mask[-1] = True
         return SequenceBatch(inputs, targets, mask)
+
+    def render_inputs(self, inputs: np.ndarray) -> list[tuple[str, str]]:
+        """The values as grey shades, and a row with ``^`` under the two marked steps."""
+        marks = "".join("^" if m > 0.5 else " " for m in inputs[:, 1])
+        return [("value", shade_text(inputs[:, 0], 0.0, 1.0)), ("mark", marks)]
 
     def step_reward(self, prediction: np.ndarray, target: np.ndarray, scored_count: np.ndarray) -> np.ndarray:
         """Clipped normalised squared error at the single scored step (see Rewards)."""

@@ -29,6 +29,7 @@ from memenvs.core import (
     check_int,
     register_task,
 )
+from memenvs.render import symbol_text
 
 CARDS_PER_DECK = 52
 SUITS = 4
@@ -36,6 +37,14 @@ MAX_DECKS = 64
 CardFeature = Literal["colors", "suits", "ranks"]
 #: Number of distinct values of each card feature.
 FEATURE_VALUES: dict[str, int] = {"colors": 2, "suits": 4, "ranks": 13}
+#: How ``render()`` draws each feature's values: black / red, spades hearts clubs diamonds (even
+#: suits black, as colour = suit % 2), ace to king; ``?`` is Autoencode's play cue.
+FEATURE_CHARS: dict[str, str] = {"colors": "BR", "suits": "SHCD", "ranks": "A23456789TJQK"}
+
+
+def _feature_text(values: np.ndarray, feature: CardFeature) -> str:
+    chars = np.array(list(FEATURE_CHARS[feature]) + ["?"])
+    return "".join(chars[np.clip(np.asarray(values, dtype=np.int64).reshape(-1), 0, len(chars) - 1)])
 
 
 def deal(num_decks: int, batch_size: int, rng: np.random.Generator) -> np.ndarray:
@@ -81,6 +90,13 @@ class _CardTask(SequenceTask):
         self.num_decks = check_int("num_decks", num_decks, low=1, high=MAX_DECKS)
         self.num_cards = CARDS_PER_DECK * self.num_decks
         return self.num_decks
+
+    def render_inputs(self, inputs: np.ndarray) -> list[tuple[str, str]]:
+        """Suits as ``S H C D`` (and Autoencode's play cue as ``?``)."""
+        return [("in", _feature_text(inputs, "suits"))]
+
+    def render_targets(self, values: np.ndarray) -> str:
+        return _feature_text(values, "suits")
 
     def step_reward(self, prediction: np.ndarray, target: np.ndarray, scored_count: np.ndarray) -> np.ndarray:
         """``+1/S`` for a correct answer, ``-1/S`` for a wrong one (POPGym's scaling)."""
@@ -340,6 +356,17 @@ class CountRecallTask(_CardTask):
         targets = np.take_along_axis(counts, queries[..., None], axis=-1)[..., 0]
         mask = np.ones(values.shape, dtype=bool)
         return SequenceBatch(inputs, targets, mask)
+
+    def render_inputs(self, inputs: np.ndarray) -> list[tuple[str, str]]:
+        """The dealt card's value and the query's (colours ``B R``, suits ``S H C D``, ranks
+        ``A 2 .. K``)."""
+        D = self.num_values
+        cards, queries = inputs[:, :D].argmax(axis=1), inputs[:, D:].argmax(axis=1)
+        return [("card", _feature_text(cards, self.feature)), ("query", _feature_text(queries, self.feature))]
+
+    def render_targets(self, values: np.ndarray) -> str:
+        """Counts as ``0..9 a..z A..Z`` (``?`` above 61)."""
+        return symbol_text(values)
 
     def _memoryless_table(self) -> tuple[np.ndarray, float]:
         """Best memoryless answers ``guess[same, t]`` and their expected return.

@@ -124,6 +124,15 @@ class CharStreamTask(SequenceTask):
         window = self.text[starts[None, :] + np.arange(self.seq_len + 1)[:, None]].astype(np.int64)
         return SequenceBatch(window[:-1], window[1:], np.ones((self.seq_len, batch_size), dtype=bool))
 
+    def render_inputs(self, inputs: np.ndarray) -> list[tuple[str, str]]:
+        """The text itself (newline as ``|``, tab as ``>``, other characters outside printable
+        ASCII as ``~``)."""
+        return [("in", self.render_targets(inputs))]
+
+    def render_targets(self, values: np.ndarray) -> str:
+        chars = np.array([_printable(c) for c in self.corpus.symbols] + ["~"])
+        return "".join(chars[np.clip(np.asarray(values, dtype=np.int64).reshape(-1), 0, len(chars) - 1)])
+
     def iterate(self, split: Split | None = None, batch_size: int = 64) -> Iterator[SequenceBatch]:
         """Score every next-character of ``split`` (default: the task's split) exactly once.
 
@@ -189,6 +198,15 @@ class CharStreamTask(SequenceTask):
         nz = counts > 0
         conditional = counts[nz] / np.broadcast_to(rows, counts.shape)[nz]
         return float(-(counts[nz] * np.log2(conditional)).sum() / counts.sum())
+
+
+def _printable(char: str) -> str:
+    """One printable ASCII character standing for a corpus symbol in rendered episodes."""
+    if char == "\n":
+        return "|"
+    if char == "\t":
+        return ">"
+    return char if len(char) == 1 and " " <= char <= "~" else "~"
 
 
 def _register() -> None:

@@ -18,6 +18,7 @@ from memenvs.core import (
     register_task,
     uniform_integers,
 )
+from memenvs.render import symbol_text
 
 ScoreMode = Literal["recall", "all"]
 
@@ -66,6 +67,7 @@ class CopyTask(DrawLayoutTask):
     """
 
     length_knob = "delay"
+    blank_symbol = 0
 
     def __init__(self, delay: int = 100, length: int = 10, alphabet: int = 8, score: ScoreMode = "recall") -> None:
         self.length = check_length("length", length, fixed=1, per_unit=2)
@@ -80,6 +82,10 @@ class CopyTask(DrawLayoutTask):
     @property
     def marker(self) -> int:
         return self.alphabet + 1
+
+    def render_inputs(self, inputs: np.ndarray) -> list[tuple[str, str]]:
+        """Blanks as ``.``, data symbols as ``1..9 a..z ...``, the marker as ``>``."""
+        return [("in", symbol_text(inputs, blank=0, special={self.marker: ">"}))]
 
     def _episodes(self, data: np.ndarray, delays: np.ndarray | None = None) -> SequenceBatch:
         """Lay out episodes for data symbols ``data[B, length]`` with per-episode ``delays[B]``

@@ -13,6 +13,7 @@ from memenvs.core import (
     register_task,
     uniform_integers,
 )
+from memenvs.render import symbol_text
 
 
 class DenoiseTask(DrawLayoutTask):
@@ -58,6 +59,7 @@ class DenoiseTask(DrawLayoutTask):
     """
 
     length_knob = "delay"
+    blank_symbol = 0
 
     def __init__(self, delay: int = 100, length: int = 10, alphabet: int = 8) -> None:
         self.length = check_length("length", length, fixed=1, per_unit=2)  # delay >= length
@@ -71,6 +73,10 @@ class DenoiseTask(DrawLayoutTask):
     @property
     def marker(self) -> int:
         return self.alphabet + 1
+
+    def render_inputs(self, inputs: np.ndarray) -> list[tuple[str, str]]:
+        """Blanks as ``.``, data symbols as ``1..9 a..z ...``, the marker as ``>``."""
+        return [("in", symbol_text(inputs, blank=0, special={self.marker: ">"}))]
 
     def _draw(self, batch_size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Data symbols ``[B, length]`` and their sorted distinct positions ``[B, length]``."""

@@ -25,6 +25,7 @@ from memenvs.core import (
 from memenvs.data import SPLITS, DatasetInfo, ImageSplits, Split
 from memenvs.data.cifar import load_cifar10
 from memenvs.data.mnist import load_mnist
+from memenvs.render import shade_text
 
 PixelMode = Literal["float", "tokens"]
 Layout = Literal["rgb", "grey", "channels"]
@@ -48,7 +49,9 @@ class PixelSequenceTask(SequenceTask):
         """The images this task reads (name, source, split sizes; ``embedded`` for the default)."""
         return self.data.info()
 
-    def _setup(self, data: ImageSplits, split: Split, pixels: PixelMode, extra_step: bool, steps: int, features: int) -> None:
+    def _setup(
+        self, data: ImageSplits, split: Split, pixels: PixelMode, extra_step: bool, steps: int, features: int, row: int
+    ) -> None:
         self.data = data
         self.split = check_choice("split", split, SPLITS)
         self.pixels = check_choice("pixels", pixels, ("float", "tokens"))
@@ -62,6 +65,7 @@ class PixelSequenceTask(SequenceTask):
         self.input_low, self.input_high = 0.0, 1.0
         self.num_outputs = NUM_CLASSES
         self.max_length = steps + int(self.extra_step)
+        self.render_width = row  # steps per image row: the rendered episode draws the image
         self._reference: tuple[ReferenceScores, dict[int, int], int] | None = None
 
     # -- to implement ----------------------------------------------------------------------
@@ -69,6 +73,15 @@ class PixelSequenceTask(SequenceTask):
     def pixel_sequences(self, images: np.ndarray) -> np.ndarray:
         """Raw images ``[B, ...]`` -> ``uint8 [B, steps, features]`` in presentation order."""
         raise NotImplementedError
+
+    def render_inputs(self, inputs: np.ndarray) -> list[tuple[str, str]]:
+        """The intensities as grey shades (the mean of the channels shown at a step), one image
+        row per line; the end-of-image token of ``extra_step`` as ``>``."""
+        if self.pixels == "float":
+            return super().render_inputs(inputs)
+        ids = np.asarray(inputs, dtype=np.int64).reshape(-1)
+        text = shade_text(np.minimum(ids, LEVELS - 1), 0, LEVELS - 1)
+        return [("in", "".join(">" if i >= LEVELS else c for i, c in zip(ids, text)))]
 
     # -- episodes --------------------------------------------------------------------------
 
@@ -209,7 +222,7 @@ class SequentialMNISTTask(PixelSequenceTask):
         data_dir: str | Path | None = None,
     ) -> None:
         data = load_mnist(data_dir)
-        self._setup(data, split, pixels, extra_step, steps=784, features=1)
+        self._setup(data, split, pixels, extra_step, steps=784, features=1, row=28)
         self.data_dir = None if data_dir is None else str(data_dir)
         self._store_kwargs(split=self.split, pixels=self.pixels, extra_step=self.extra_step, data_dir=self.data_dir)
 
@@ -323,7 +336,7 @@ class SequentialCIFAR10Task(PixelSequenceTask):
             raise ValueError("pixels='tokens' is not allowed with layout='rgb' (3 values per step): use 'grey' or 'channels'")
         data = load_cifar10(data_dir)
         steps, features = {"rgb": (1024, 3), "grey": (1024, 1), "channels": (3072, 1)}[self.layout]
-        self._setup(data, split, pixels, extra_step, steps=steps, features=features)
+        self._setup(data, split, pixels, extra_step, steps=steps, features=features, row=steps // 32)
         self.data_dir = None if data_dir is None else str(data_dir)
         self._store_kwargs(
             split=self.split, layout=self.layout, pixels=self.pixels, extra_step=self.extra_step, data_dir=self.data_dir

@@ -75,6 +75,7 @@ class TimeWarpTask(DrawLayoutTask):
     """
 
     length_knob = "max_warp"
+    blank_symbol = 0
 
     def __init__(
         self,
