@@ -7,6 +7,8 @@ Importing the package registers every id in the ``memenvs/`` namespace::
     vec = gym.make_vec("memenvs/Copy-v0", num_envs=1024)      # numpy-batched, not 1024 envs
     task = memenvs.make_task("copy", delay=500)                # arrays for supervised training
 
+``python -m memenvs`` prints every id with its spaces and reference returns.
+
 Each module under ``memenvs/tasks/`` (sequence tasks) and ``memenvs/control/`` (RL tasks whose
 actions change what comes next) registers its own ids when imported; this file imports them all.
 Depends on numpy and gymnasium only.
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from importlib import metadata
 
 from memenvs.core import (
     ReferenceScores,
@@ -30,6 +33,7 @@ from memenvs.core import (
 )
 
 __all__ = [
+    "__version__",
     "ReferenceScores",
     "SequenceBatch",
     "SequenceTask",
@@ -41,6 +45,18 @@ __all__ = [
     "register_task",
     "resolve_id",
 ]
+
+
+def _version() -> str:
+    """The installed ``memory-bench`` distribution's version, or ``"0+unknown"`` when run from a
+    source tree that is not installed."""
+    try:
+        return metadata.version("memory-bench")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+__version__ = _version()
 
 
 def _register_all() -> None:

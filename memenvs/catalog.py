@@ -193,18 +193,26 @@ def run(args: argparse.Namespace) -> int:
     return 1 if any(r.error and not r.unavailable for r in rows) else 0
 
 
+DESCRIPTION = (
+    "Make every registered memenvs id with its default kwargs, play seeded episodes with a "
+    "random, the best memoryless and the oracle policy, and print their returns next to the "
+    "references the env declares ('-' where an env has no such policy or reference). "
+    "'steps' is the oracle's episode length (the random policy's if there is no oracle)."
+)
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register the ``envs`` sub-command."""
     parser = subparsers.add_parser(
         "envs",
         help="list every registered env with its spaces and random / memoryless / oracle returns",
-        description=(
-            "Make every registered memenvs id with its default kwargs, play seeded episodes with a "
-            "random, the best memoryless and the oracle policy, and print their returns next to the "
-            "references the env declares ('-' where an env has no such policy or reference). "
-            "'steps' is the oracle's episode length (the random policy's if there is no oracle)."
-        ),
+        description=DESCRIPTION,
     )
+    add_arguments(parser)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of the table (``memory-bench envs`` and ``python -m memenvs``)."""
     parser.add_argument("ids", nargs="*", help="only ids containing one of these strings (case-insensitive)")
     parser.add_argument("--kind", choices=("all", "tasks", "control"), default="all", help="which ids (default all)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the first episode (default 0)")

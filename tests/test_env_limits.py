@@ -1,12 +1,15 @@
 """Absurd sizes: every length knob is refused at construction with a one-line ValueError naming
 the parameter, its value and the allowed range, and large but allowed sizes construct quickly
-(reference returns in closed form or in linear time, never a quadratic programme)."""
+(reference returns in closed form or in linear time, never a quadratic programme). Also the
+package's own entry points: ``python -m memenvs`` and ``memenvs.__version__``."""
 
 from __future__ import annotations
 
 import contextlib
 import math
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -268,3 +271,34 @@ def test_shared_size_check_covers_tasks_without_their_own(kwargs: dict[str, int]
         TaskEnv(UncheckedTask, **kwargs)
     with pytest.raises(ValueError, match=message):
         TaskVectorEnv(2, UncheckedTask, **kwargs)
+
+
+# --------------------------------------------------------------------------------------------
+# Package entry points: python -m memenvs, memenvs.__version__
+# --------------------------------------------------------------------------------------------
+
+
+def run_module(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "memenvs", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_python_m_memenvs_lists_the_envs() -> None:
+    done = run_module("TMazeEasy", "MemoryChainEasy", "--episodes", "2")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].split()[:4] == ["id", "observation", "action", "steps"]
+    assert [line.split()[0] for line in lines[2:]] == ["memenvs/MemoryChainEasy-v0", "memenvs/TMazeEasy-v0"]
+    bad = run_module("no-such-env")
+    assert bad.returncode == 2 and "no registered id matches" in bad.stderr
+    version = run_module("--version")
+    assert version.returncode == 0 and version.stdout.strip() == f"memenvs {memenvs.__version__}"
+
+
+def test_version_is_the_installed_distribution_or_a_placeholder() -> None:
+    from importlib import metadata
+
+    try:
+        expected = metadata.version("memory-bench")
+    except metadata.PackageNotFoundError:
+        expected = "0+unknown"
+    assert memenvs.__version__ == expected and "__version__" in memenvs.__all__
