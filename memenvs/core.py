@@ -722,7 +722,7 @@ class TaskVectorEnv(VectorEnv):
         per_env = (self.task.max_length + 1) * step_values(self.task)
         self.num_envs = check_int(
             "num_envs", num_envs, low=1, high=max(MAX_VECTOR_VALUES // per_env, 1),
-            why=f"the buffers of {per_env} values per env may hold at most MAX_VECTOR_VALUES={MAX_VECTOR_VALUES} values",
+            why=f"each env buffers {per_env} values, all envs together at most MAX_VECTOR_VALUES={MAX_VECTOR_VALUES}",
         )
         self.single_observation_space = self._codec.observation_space
         self.single_action_space = self._codec.action_space

@@ -300,8 +300,9 @@ class TMazeVectorEnv(VectorEnv):
         timed_out = active & ~turned & (self._t >= self.max_steps)
         rewards[timed_out] = -1.0
         terminated = turned | timed_out
-        self._turn = np.where(turned, actions, self._turn)
-        self._returns += rewards
+        if self.render_mode is not None:
+            self._turn = np.where(turned, actions, self._turn)
+            self._returns += rewards
         restarting = np.flatnonzero(self._needs_reset)
         if restarting.size:
             self._new_episodes(restarting)
