@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 
@@ -390,3 +391,22 @@ def test_carry_state_evaluates_a_split_sequence_like_the_whole():
     assert carried["ce"] == pytest.approx(full["ce"], rel=1e-6)
     assert carried["accuracy"] == pytest.approx(full["accuracy"])
     assert fresh["ce"] != pytest.approx(full["ce"], rel=1e-6)
+
+
+def test_lr_halving_on_plateaus(tmp_path, monkeypatch) -> None:
+    """With the evaluation metric stuck, the learning rate halves after every 2 updates without
+    improvement (patience 2, evaluating every update): after update 0 sets the best, updates 2,
+    4 and 6 halve it; a resumed run continues the same schedule."""
+    import agents.supervised.trainer as trainer
+    from agents.supervised.runs import load_checkpoint
+
+    monkeypatch.setattr(trainer, "evaluate", lambda *args, **kwargs: {"ce": 1.0, "accuracy": 0.5, "score": 0.0})
+    config = TrainConfig(task="copy", task_kwargs={"delay": 2}, hidden_size=4, updates=5, eval_every=1,
+                         lr=0.01, lr_halving_patience=2, eval_batches=1)
+    train(config, tmp_path, progress=False)
+    lr = lambda: load_checkpoint(tmp_path / "latest.pt")["optimizer"]["param_groups"][0]["lr"]  # noqa: E731
+    assert lr() == pytest.approx(0.01 / 4)
+    train(dataclasses.replace(config, updates=7), tmp_path, resume=True, progress=False)
+    assert lr() == pytest.approx(0.01 / 8)
+    with pytest.raises(ValueError, match="lr_halving_patience"):
+        TrainConfig(lr_halving_patience=0)

@@ -56,7 +56,7 @@ def _optional_number(text: str, flag: str, kind: type) -> Any:
 # flag dest -> TrainConfig field, for the plain (already typed by argparse) flags.
 _PLAIN = (
     "task", "cell", "hidden_size", "encoder", "embedding_dim", "readout_hidden", "dropout", "updates",
-    "batch_size", "optimizer", "lr", "seed", "aux", "aux_weight", "aux_pretrain_updates", "budget_weight",
+    "batch_size", "optimizer", "lr", "lr_halving_patience", "seed", "aux", "aux_weight", "aux_pretrain_updates", "budget_weight",
     "eval_every", "eval_batches", "eval_batch_size", "eval_split", "eval_carry_state", "best_metric", "target_metric",
     "target_value", "device",
 )
@@ -143,6 +143,8 @@ def _add_train(subparsers) -> None:
     g.add_argument("--batch-size", type=int, help="default 10")
     g.add_argument("--optimizer", metavar="{adam,amsgrad,rmsprop}", help="default adam")
     g.add_argument("--lr", type=float, help="default 1e-3")
+    g.add_argument("--lr-halving-patience", type=int, metavar="UPDATES",
+                   help="halve the learning rate after this many updates without improvement of the evaluation metric (default: never)")
     g.add_argument("--clip", metavar="NORM|none", help="gradient-norm clipping; default 1.0")
     g.add_argument("--seed", type=int, help="default 0")
     g.add_argument("--tbptt", metavar="N|none", help="truncated BPTT: gradient only within the last-aligned chunks of N >= 1 steps; default none (full BPTT)")

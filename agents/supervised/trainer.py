@@ -43,6 +43,7 @@ from agents.cells.base import CELLS
 from agents.losses.budget import budget_loss
 from agents.models import ENCODERS, SequenceModel, count_parameters
 from agents.supervised.metrics import (
+    LOWER_IS_BETTER,
     MetricAccumulator,
     is_better,
     metric_names,
@@ -100,6 +101,10 @@ class TrainConfig:
         optimizer: ``"adam"``, ``"amsgrad"`` (Adam with AMSGrad, NRU's copy-task setting) or
             ``"rmsprop"`` (smoothing ``alpha=0.9``, as in the chrono paper).
         lr: learning rate.
+        lr_halving_patience: halve the learning rate when the evaluation's ``best_metric`` has
+            not improved for this many updates (checked at each evaluation, so in multiples of
+            ``eval_every``); None (default) keeps it constant. The chrono paper's warping runs
+            halve it after 100 batches without improvement.
         clip: gradient-norm clipping threshold; None disables clipping.
         seed: seeds model init (torch), the training stream and the evaluation stream.
         tbptt: None for full BPTT, else truncated BPTT over chunks of ``tbptt`` >= 1 steps aligned
@@ -143,6 +148,7 @@ class TrainConfig:
     batch_size: int = 10
     optimizer: str = "adam"
     lr: float = 1e-3
+    lr_halving_patience: int | None = None
     clip: float | None = 1.0
     seed: int = 0
     tbptt: int | None = None
@@ -184,6 +190,8 @@ class TrainConfig:
         self.lr = check_float("lr", self.lr, low=0.0)
         if self.lr == 0:
             raise ValueError("lr=0.0 must be > 0")
+        if self.lr_halving_patience is not None:
+            self.lr_halving_patience = check_int("lr_halving_patience", self.lr_halving_patience, low=1)
         if self.clip is not None:
             self.clip = check_float("clip", self.clip, low=0.0)
             if self.clip == 0:
@@ -291,6 +299,20 @@ def make_optimizer(config: TrainConfig, params: Iterable[nn.Parameter]) -> torch
     return torch.optim.Adam(params, lr=config.lr, amsgrad=config.optimizer == "amsgrad")
 
 
+def make_scheduler(
+    config: TrainConfig, optimizer: torch.optim.Optimizer, metric: str
+) -> torch.optim.lr_scheduler.ReduceLROnPlateau | None:
+    """Halving of the learning rate on plateaus (``lr_halving_patience``), stepped with the
+    evaluation's ``metric``: it halves after ``ceil(patience / eval_every)`` evaluations in a
+    row without improvement."""
+    if config.lr_halving_patience is None:
+        return None
+    evaluations = math.ceil(config.lr_halving_patience / config.eval_every)
+    mode = "min" if metric in LOWER_IS_BETTER else "max"
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=0.5, patience=evaluations - 1,
+                                                      threshold=0.0)
+
+
 def make_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
@@ -311,6 +333,7 @@ class Setup:
     model: SequenceModel
     aux: nn.Module | None
     optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau | None  # lr_halving_patience
     device: torch.device
     metrics: tuple[str, ...]
     best_metric: str
@@ -376,16 +399,19 @@ def build(config: TrainConfig) -> Setup:
         raise ValueError(f"eval_split={config.eval_split!r}: task {config.task!r} has no dataset splits (no iterate())")
     params = list(model.parameters()) + (list(aux.parameters()) if aux is not None else [])
     kind = task.target_kind
+    optimizer = make_optimizer(config, params)
+    best_metric = resolve_metric(config.best_metric, kind, "best_metric", gated)
     return Setup(
         config=config,
         task=task,
         stages=stages,
         model=model,
         aux=aux,
-        optimizer=make_optimizer(config, params),
+        optimizer=optimizer,
+        scheduler=make_scheduler(config, optimizer, best_metric),
         device=device,
         metrics=metric_names(kind, gated),
-        best_metric=resolve_metric(config.best_metric, kind, "best_metric", gated),
+        best_metric=best_metric,
         target_metric=None
         if config.target_metric is None
         else resolve_metric(config.target_metric, kind, "target_metric", gated),
@@ -534,6 +560,7 @@ def train(
             "config": json.dumps(config.to_dict()),
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
+            "scheduler": None if setup.scheduler is None else setup.scheduler.state_dict(),
             "aux": aux.state_dict() if aux is not None else {},
             "rng": rng_state(train_rng),
             "best": best,
@@ -583,6 +610,8 @@ def train(
                **{f"eval_{k}": v for k, v in metrics.items()}}
         last_eval.update(update=update, metrics=metrics)
         improved = is_better(setup.best_metric, metrics[setup.best_metric], best["value"])
+        if setup.scheduler is not None:
+            setup.scheduler.step(metrics[setup.best_metric])
         if improved:
             best.update(value=metrics[setup.best_metric], update=update, metrics=metrics)
             if run is None:  # else best.pt holds the weights
@@ -737,6 +766,8 @@ def _restore(path: Path, setup: Setup, train_rng: np.random.Generator) -> dict[s
         float(ckpt["wall_time"])
         setup.model.load_state_dict(ckpt["model"])
         setup.optimizer.load_state_dict(ckpt["optimizer"])
+        if setup.scheduler is not None and ckpt.get("scheduler") is not None:
+            setup.scheduler.load_state_dict(ckpt["scheduler"])
         if setup.aux is not None:
             setup.aux.load_state_dict(ckpt["aux"])
         restore_rng_state(ckpt["rng"], train_rng)
