@@ -27,9 +27,12 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor, nn
 
-__all__ = ["GATE_INITS", "chrono_bias", "chrono_init", "init_gru_", "init_lstm_"]
+__all__ = ["GATE_INITS", "WEIGHT_INITS", "chrono_bias", "chrono_init", "init_gru_", "init_lstm_"]
 
 GATE_INITS = ("default", "chrono")
+#: Weight draws: ``nn.LSTM``/``nn.GRU``'s uniform ±1/sqrt(H), or the NRU reference code's baselines'
+#: Xavier-normal input weights with orthogonal recurrent weights (one orthogonal block per gate).
+WEIGHT_INITS = ("uniform", "xavier")
 
 
 def chrono_bias(hidden_size: int, t_max: float, generator: torch.Generator | None = None) -> Tensor:
@@ -80,30 +83,42 @@ def _chrono_gru_biases(bias_ih: Tensor, bias_hh: Tensor, h: int, t_max: float, g
     bias_ih[h : 2 * h] = b
 
 
-def _uniform_(params: tuple[Tensor, ...], hidden_size: int) -> None:
-    """``nn.LSTM``/``nn.GRU``'s draw: every tensor uniform in ±1/sqrt(H), in the given order."""
-    bound = hidden_size**-0.5
-    for p in params:
+def _draw_(weight_ih: Tensor, weight_hh: Tensor, bias_ih: Tensor, bias_hh: Tensor, weight_init: str) -> None:
+    """``nn.LSTM``/``nn.GRU``'s draw (every tensor uniform in ±1/sqrt(H), in the argument order),
+    then with ``weight_init="xavier"`` the weights redrawn: ``weight_ih`` Xavier-normal and each
+    gate's ``[H, H]`` block of ``weight_hh`` orthogonal. (Whether the NRU code draws one
+    orthogonal matrix per gate or one for the stacked gates is not verified; per gate keeps
+    every gate's recurrent map norm-preserving.)"""
+    if weight_init not in WEIGHT_INITS:
+        raise ValueError(f"weight_init={weight_init!r} must be one of {', '.join(WEIGHT_INITS)}")
+    h = weight_hh.shape[1]
+    bound = h**-0.5
+    for p in (weight_ih, weight_hh, bias_ih, bias_hh):
         p.uniform_(-bound, bound)
+    if weight_init == "xavier":
+        nn.init.xavier_normal_(weight_ih)
+        for block in weight_hh.split(h):
+            nn.init.orthogonal_(block)
 
 
 @torch.no_grad()
 def init_lstm_(
     weight_ih: Tensor, weight_hh: Tensor, bias_ih: Tensor, bias_hh: Tensor, *,
-    forget_bias: float | None = 1.0, init: str = "default", t_max: float | None = None,
+    forget_bias: float | None = 1.0, init: str = "default", t_max: float | None = None, weight_init: str = "uniform",
 ) -> None:
     """Initialise an LSTM's gate parameters in place (``nn.LSTM`` layout, gate order i, f, g, o):
     the one rule every LSTM-family cell (``lstm``, ``kaf-lstm``, ``glstm``, ``plstm``) uses, so a
     variant starts from the same LSTM as its baseline.
 
     The weights and biases are drawn as ``nn.LSTM`` draws them (uniform ±1/sqrt(H), in the order
-    of the arguments: the same seed gives the same values in every cell). Then the biases:
+    of the arguments: the same seed gives the same values in every cell), the weights redrawn
+    with ``weight_init="xavier"`` (see :data:`WEIGHT_INITS`). Then the biases:
     ``init="chrono"`` puts the chrono biases on ``bias_ih`` (see the module docstring; ``t_max``
     required); otherwise ``forget_bias`` goes on ``bias_ih``'s forget block and every other bias
     is 0 (``None`` keeps the uniform biases of ``nn.LSTM``).
     """
     h = weight_hh.shape[1]
-    _uniform_((weight_ih, weight_hh, bias_ih, bias_hh), h)
+    _draw_(weight_ih, weight_hh, bias_ih, bias_hh, weight_init)
     if init == "chrono":
         if t_max is None:
             raise ValueError("t_max=None: init='chrono' needs t_max, the longest time constant in steps (>= 2)")
@@ -119,13 +134,14 @@ def init_lstm_(
 @torch.no_grad()
 def init_gru_(
     weight_ih: Tensor, weight_hh: Tensor, bias_ih: Tensor, bias_hh: Tensor, *,
-    init: str = "default", t_max: float | None = None,
+    init: str = "default", t_max: float | None = None, weight_init: str = "uniform",
 ) -> None:
     """Initialise a GRU's gate parameters in place (``nn.GRU`` layout, gate order r, z, n), the
-    rule of ``gru`` and ``kaf-gru``: weights drawn as ``nn.GRU`` draws them, then every bias 0
+    rule of ``gru`` and ``kaf-gru``: weights drawn as ``nn.GRU`` draws them (or ``weight_init``,
+    as for :func:`init_lstm_`), then every bias 0
     (``init="default"``) or the chrono keep-gate bias (``init="chrono"``, ``t_max`` required)."""
     h = weight_hh.shape[1]
-    _uniform_((weight_ih, weight_hh, bias_ih, bias_hh), h)
+    _draw_(weight_ih, weight_hh, bias_ih, bias_hh, weight_init)
     if init == "chrono":
         if t_max is None:
             raise ValueError("t_max=None: init='chrono' needs t_max, the longest time constant in steps (>= 2)")

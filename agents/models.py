@@ -78,6 +78,9 @@ def make_encoder(
     return nn.Linear(num_inputs, embedding_dim), embedding_dim
 
 
+#: Readout initialisations (see :class:`SequenceModel`).
+READOUT_INITS = ("default", "xavier")
+
 class SequenceModel(nn.Module):
     """Encoder -> recurrent cell -> readout, mapping a sequence to one prediction per step.
 
@@ -94,6 +97,8 @@ class SequenceModel(nn.Module):
             ``Linear -> ReLU -> Dropout -> Linear`` with this many hidden units (the aux-loss paper
             uses 256, PAPERS §6.2).
         dropout: dropout probability inside the 2-layer readout (paper: 0.5).
+        readout_init: ``"default"`` (``nn.Linear``'s) or ``"xavier"`` (Xavier-normal weights,
+            zero biases: the NRU reference code's readout for every model).
     """
 
     def __init__(
@@ -108,6 +113,7 @@ class SequenceModel(nn.Module):
         embedding_dim: int | None = None,
         readout_hidden: int = 0,
         dropout: float = 0.0,
+        readout_init: str = "default",
     ) -> None:
         super().__init__()
         for name, value in (("num_inputs", num_inputs), ("num_outputs", num_outputs)):
@@ -133,6 +139,13 @@ class SequenceModel(nn.Module):
             )
         else:
             self.readout = nn.Linear(self.cell.output_size, num_outputs)
+        if readout_init not in READOUT_INITS:
+            raise ValueError(f"readout_init={readout_init!r} must be one of {', '.join(READOUT_INITS)}")
+        if readout_init == "xavier":
+            for layer in self.readout.modules():
+                if isinstance(layer, nn.Linear):
+                    nn.init.xavier_normal_(layer.weight)
+                    nn.init.zeros_(layer.bias)
 
     @classmethod
     def for_task(cls, task: Any, **kwargs: Any) -> SequenceModel:

@@ -80,3 +80,31 @@ def test_every_family_cell_takes_the_baselines_init_options(variant: str, init: 
     if BASELINE[variant] == "lstm" and not init:
         bias = make_cell(variant, 3, 6).bias_ih.detach()
         assert torch.equal(bias[6:12], torch.ones(6)) and not bias[:6].any() and not bias[12:].any()
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", *sorted(BASELINE)])
+def test_xavier_weight_init_draws_orthogonal_recurrent_blocks(cell: str) -> None:
+    """weight_init="xavier": every gate's [H, H] recurrent block is orthogonal and the input
+    weights have the Xavier-normal spread; the family's variants draw the same values."""
+    torch.manual_seed(0)
+    built = make_cell(cell, 40, 32, weight_init="xavier")
+    for block in built.weight_hh.detach().split(32):
+        torch.testing.assert_close(block @ block.T, torch.eye(32), atol=1e-5, rtol=0)
+    gates = built.weight_ih.shape[0]
+    want_std = (2.0 / (40 + gates)) ** 0.5
+    assert built.weight_ih.detach().std().item() == pytest.approx(want_std, rel=0.1)
+    if cell in BASELINE:
+        _assert_same_start((cell, 32, {"weight_init": "xavier"}), (BASELINE[cell], 32, {"weight_init": "xavier"}), "xavier")
+    with pytest.raises(ValueError, match="weight_init"):
+        make_cell(cell, 3, 4, weight_init="kaiming")
+
+
+def test_xavier_readout() -> None:
+    from agents.models import SequenceModel
+
+    torch.manual_seed(0)
+    model = SequenceModel("real", 3, 500, cell="gru", hidden_size=300, readout_init="xavier")
+    assert not model.readout.bias.any()
+    assert model.readout.weight.std().item() == pytest.approx((2.0 / 800) ** 0.5, rel=0.05)
+    with pytest.raises(ValueError, match="readout_init"):
+        SequenceModel("real", 3, 5, readout_init="orthogonal")

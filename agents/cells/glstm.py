@@ -61,7 +61,7 @@ class GLSTMCell(TimeGatedLSTM):
         mu_init: ``"spread"`` (default: centres evenly over ``[0, L]``) or a fraction of ``L``
             in [0, 1] where every unit's gate starts (e.g. 0: all at the first step, a poor
             initialisation from which the timing must be learned).
-        forget_bias, init, t_max: the LSTM's initialisation, as for ``lstm`` (see
+        forget_bias, init, t_max, weight_init: the LSTM's initialisation, as for ``lstm`` (see
             :class:`agents.cells.plstm.TimeGatedLSTM`).
     """
 
@@ -77,8 +77,9 @@ class GLSTMCell(TimeGatedLSTM):
         forget_bias: float | None = 1.0,
         init: str = "default",
         t_max: float | None = None,
+        weight_init: str = "uniform",
     ) -> None:
-        super().__init__(input_size, hidden_size, forget_bias, init, t_max)
+        super().__init__(input_size, hidden_size, forget_bias, init, t_max, weight_init)
         self.expected_length = check_float("expected_length", expected_length, low=0.0)
         if self.expected_length <= 0:
             raise ValueError(f"expected_length={expected_length!r} must be > 0")

@@ -8,7 +8,7 @@ from torch import Tensor, nn
 
 from agents.cells.base import State
 from agents.cells.fused import FusedCell, check_chrono_t_max
-from agents.init import GATE_INITS, init_gru_
+from agents.init import GATE_INITS, WEIGHT_INITS, init_gru_
 from memenvs.core import check_choice
 
 
@@ -38,19 +38,25 @@ class GRUCell(FusedCell):
             ``b_iz = log(U[1, t_max - 1])``, every other bias 0 (:func:`agents.init.chrono_init`;
             the sign is + because ``z`` keeps the state, PAPERS §3.2).
         t_max: longest time constant for ``init="chrono"``, in time steps, >= 2; required then.
+        weight_init: ``"uniform"`` (default: ``nn.GRU``'s draw) or ``"xavier"`` (Xavier-normal
+            input and orthogonal recurrent weights, the NRU reference code's baselines;
+            :data:`agents.init.WEIGHT_INITS`).
     """
 
-    def __init__(self, input_size: int, hidden_size: int, init: str = "default", t_max: float | None = None) -> None:
+    def __init__(self, input_size: int, hidden_size: int, init: str = "default", t_max: float | None = None,
+                 weight_init: str = "uniform") -> None:
         super().__init__(input_size, hidden_size)
         self.init = check_choice("init", init, GATE_INITS)
         self.t_max = check_chrono_t_max(init, t_max)
+        self.weight_init = check_choice("weight_init", weight_init, WEIGHT_INITS)
         self.rnn = nn.GRU(input_size, hidden_size, device="meta").to_empty(device="cpu")  # drawn once, below
         self.reset_parameters()
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
         """Re-draw all parameters as described in the class docstring."""
-        init_gru_(self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh, init=self.init, t_max=self.t_max)
+        init_gru_(self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh, init=self.init, t_max=self.t_max,
+                  weight_init=self.weight_init)
 
     def _project(self, x: Tensor) -> Tensor:
         """``x W_ih^T + b_ih`` (``b_hn`` sits inside the reset gate's product, so ``b_hh`` stays out)."""

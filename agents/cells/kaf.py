@@ -20,7 +20,7 @@ from torch.autograd.function import once_differentiable
 from agents.cells.base import RecurrentCell, check_inputs, reset_state
 from agents.cells.fused import check_chrono_t_max
 from agents.cells.lstm_sequence import run_lstm_sequence
-from agents.init import GATE_INITS, init_gru_, init_lstm_
+from agents.init import GATE_INITS, WEIGHT_INITS, init_gru_, init_lstm_
 from memenvs.core import check_choice, check_float, check_int
 
 KAF_INITS = ("identity", "random")
@@ -409,10 +409,12 @@ class _KAFCell(RecurrentCell):
         bandwidth: float = 2.0,
         init: str = "default",
         t_max: float | None = None,
+        weight_init: str = "uniform",
     ) -> None:
         super().__init__(input_size, hidden_size)
         self.init = check_choice("init", init, GATE_INITS)
         self.t_max = check_chrono_t_max(init, t_max)
+        self.weight_init = check_choice("weight_init", weight_init, WEIGHT_INITS)
         H, n = self.hidden_size, self.num_chunks
         self.weight_ih = nn.Parameter(torch.empty(n * H, self.input_size))
         self.weight_hh = nn.Parameter(torch.empty(n * H, H))
@@ -479,7 +481,7 @@ class KAFLSTMCell(_KAFCell):
             ``"random"`` (``alpha ~ N(0, 0.8^2)``, the KAF code's random init).
         bandwidth: kernel width in grid spacings; ``gamma = 1/(2 (bandwidth Delta)^2)``,
             default 2 -> ``1/(8 Delta^2)`` as in the released KAF code.
-        forget_bias, init, t_max: the LSTM's initialisation, with the ``lstm`` cell's options and
+        forget_bias, init, t_max, weight_init: the LSTM's initialisation, with the ``lstm`` cell's options and
             defaults (forget bias 1.0 on ``bias_ih``, other biases 0; or chrono biases), by the
             same rule (:func:`agents.init.init_lstm_`): the KAF-LSTM starts from the LSTM it is
             compared with, and only the gates differ.
@@ -492,15 +494,15 @@ class KAFLSTMCell(_KAFCell):
 
     def __init__(self, input_size: int, hidden_size: int, dict_size: int = 20, boundary: float = 4.0,
                  kaf_init: str = "identity", bandwidth: float = 2.0, forget_bias: float | None = 1.0,
-                 init: str = "default", t_max: float | None = None) -> None:
+                 init: str = "default", t_max: float | None = None, weight_init: str = "uniform") -> None:
         # Set before the base class draws the gates (_init_gates reads it).
         self.forget_bias = None if forget_bias is None else check_float("forget_bias", forget_bias)
-        super().__init__(input_size, hidden_size, dict_size, boundary, kaf_init, bandwidth, init, t_max)
+        super().__init__(input_size, hidden_size, dict_size, boundary, kaf_init, bandwidth, init, t_max, weight_init)
 
     @torch.no_grad()
     def _init_gates(self) -> None:
         init_lstm_(self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh,
-                   forget_bias=self.forget_bias, init=self.init, t_max=self.t_max)
+                   forget_bias=self.forget_bias, init=self.init, t_max=self.t_max, weight_init=self.weight_init)
 
     def forward(self, inputs: Tensor, state=None, resets: Tensor | None = None):
         """The shared contract (see :mod:`agents.cells.base`): the whole sequence as one autograd
@@ -542,7 +544,8 @@ class KAFGRUCell(_KAFCell):
 
     @torch.no_grad()
     def _init_gates(self) -> None:
-        init_gru_(self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh, init=self.init, t_max=self.t_max)
+        init_gru_(self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh, init=self.init, t_max=self.t_max,
+                  weight_init=self.weight_init)
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> Tensor:
         """``h``: zeros ``[B, hidden_size]``."""

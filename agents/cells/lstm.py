@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from agents.cells.base import State
 from agents.cells.fused import FusedCell, check_chrono_t_max
-from agents.init import GATE_INITS, init_lstm_
+from agents.init import GATE_INITS, WEIGHT_INITS, init_lstm_
 from memenvs.core import check_bool, check_choice, check_float
 
 
@@ -48,6 +48,9 @@ class LSTMCell(FusedCell):
             :func:`agents.init.init_lstm_`, the rule every LSTM-family cell shares.
         t_max: longest time constant for ``init="chrono"``, in time steps, >= 2; required then,
             because it must match the data (e.g. 3T/2 for copy with delay T, PAPERS §3.2).
+        weight_init: ``"uniform"`` (default: ``nn.LSTM``'s draw) or ``"xavier"`` (Xavier-normal
+            input and orthogonal recurrent weights, the NRU reference code's baselines;
+            :data:`agents.init.WEIGHT_INITS`).
     """
 
     def __init__(
@@ -58,12 +61,14 @@ class LSTMCell(FusedCell):
         peepholes: bool = False,
         init: str = "default",
         t_max: float | None = None,
+        weight_init: str = "uniform",
     ) -> None:
         super().__init__(input_size, hidden_size)
         self.forget_bias = None if forget_bias is None else check_float("forget_bias", forget_bias)
         self.peepholes = check_bool("peepholes", peepholes)
         self.init = check_choice("init", init, GATE_INITS)
         self.t_max = check_chrono_t_max(init, t_max)
+        self.weight_init = check_choice("weight_init", weight_init, WEIGHT_INITS)
         # Built without drawing (no random numbers spent): reset_parameters draws once, in the
         # same order as every LSTM-family cell (agents.init.init_lstm_).
         self.rnn = nn.LSTM(input_size, hidden_size, device="meta").to_empty(device="cpu")
@@ -75,7 +80,7 @@ class LSTMCell(FusedCell):
     def reset_parameters(self) -> None:
         """Re-draw all parameters as described in the class docstring."""
         init_lstm_(self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh,
-                   forget_bias=self.forget_bias, init=self.init, t_max=self.t_max)
+                   forget_bias=self.forget_bias, init=self.init, t_max=self.t_max, weight_init=self.weight_init)
         if self.peephole is not None:
             bound = self.hidden_size**-0.5
             self.peephole.uniform_(-bound, bound)

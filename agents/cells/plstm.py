@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from agents.cells.base import RecurrentCell, check_inputs
 from agents.cells.fused import check_chrono_t_max
 from agents.cells.lstm_sequence import run_lstm_sequence
-from agents.init import GATE_INITS, init_lstm_
+from agents.init import GATE_INITS, WEIGHT_INITS, init_lstm_
 from memenvs.core import check_bool, check_choice, check_float
 
 TimeGatedState = tuple[Tensor, Tensor, Tensor]
@@ -46,7 +46,7 @@ class TimeGatedLSTM(RecurrentCell):
     The LSTM part uses the parameter layout of ``nn.LSTM`` (``weight_ih [4H, I]``, ``weight_hh
     [4H, H]``, ``bias_ih``, ``bias_hh``; gate order i, f, g, o), so weights can be copied to and
     from ``nn.LSTM``, and the ``lstm`` cell's initialisation options with its defaults
-    (``forget_bias=1.0``, ``init="default"|"chrono"``, ``t_max``; :func:`agents.init.init_lstm_`),
+    (``forget_bias=1.0``, ``init="default"|"chrono"``, ``t_max``, ``weight_init``; :func:`agents.init.init_lstm_`),
     so a time-gated cell starts from the same LSTM as the ``lstm`` baseline. State: ``(h, c, t)`` with ``t`` a ``[B]``
     float step counter, so a reset restarts the clock. Subclasses implement :meth:`openness`
     (gate values for given times) and :meth:`is_update` (which of them count as an update).
@@ -60,7 +60,7 @@ class TimeGatedLSTM(RecurrentCell):
 
     def __init__(
         self, input_size: int, hidden_size: int, forget_bias: float | None = 1.0, init: str = "default",
-        t_max: float | None = None,
+        t_max: float | None = None, weight_init: str = "uniform",
     ) -> None:
         super().__init__(input_size, hidden_size)
         #: Steps of the sequence per step of the gates' clock: the gates see ``t / time_scale``.
@@ -71,13 +71,14 @@ class TimeGatedLSTM(RecurrentCell):
         self.forget_bias = None if forget_bias is None else check_float("forget_bias", forget_bias)
         self.init = check_choice("init", init, GATE_INITS)
         self.t_max = check_chrono_t_max(init, t_max)
+        self.weight_init = check_choice("weight_init", weight_init, WEIGHT_INITS)
         H = self.hidden_size
         self.weight_ih = nn.Parameter(torch.empty(4 * H, self.input_size))
         self.weight_hh = nn.Parameter(torch.empty(4 * H, H))
         self.bias_ih = nn.Parameter(torch.empty(4 * H))
         self.bias_hh = nn.Parameter(torch.empty(4 * H))
         init_lstm_(self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh,
-                   forget_bias=self.forget_bias, init=self.init, t_max=self.t_max)
+                   forget_bias=self.forget_bias, init=self.init, t_max=self.t_max, weight_init=self.weight_init)
 
     # -- to implement --------------------------------------------------------------------------
 
@@ -152,7 +153,7 @@ class PhasedLSTMCell(TimeGatedLSTM):
             it is always 0 in ``eval()`` mode.
         learn_r_on: learn ``r_on`` per unit (default True, as in the official code) or keep it
             fixed.
-        forget_bias, init, t_max: the LSTM's initialisation, as for ``lstm`` (see
+        forget_bias, init, t_max, weight_init: the LSTM's initialisation, as for ``lstm`` (see
             :class:`TimeGatedLSTM`).
 
     ``tau`` and ``r_on`` are learned through their logarithms so they stay positive.
@@ -169,8 +170,9 @@ class PhasedLSTMCell(TimeGatedLSTM):
         forget_bias: float | None = 1.0,
         init: str = "default",
         t_max: float | None = None,
+        weight_init: str = "uniform",
     ) -> None:
-        super().__init__(input_size, hidden_size, forget_bias, init, t_max)
+        super().__init__(input_size, hidden_size, forget_bias, init, t_max, weight_init)
         if not isinstance(tau_range, (tuple, list)) or len(tau_range) != 2:
             raise ValueError(f"tau_range={tau_range!r} must be a pair (lo, hi) of log-periods with lo <= hi")
         lo = check_float("tau_range[0]", tau_range[0])

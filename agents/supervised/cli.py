@@ -55,7 +55,7 @@ def _optional_number(text: str, flag: str, kind: type) -> Any:
 
 # flag dest -> TrainConfig field, for the plain (already typed by argparse) flags.
 _PLAIN = (
-    "task", "cell", "hidden_size", "encoder", "embedding_dim", "readout_hidden", "dropout", "updates",
+    "task", "cell", "hidden_size", "encoder", "embedding_dim", "readout_hidden", "dropout", "readout_init", "updates",
     "batch_size", "optimizer", "lr", "lr_halving_patience", "seed", "aux", "aux_weight", "aux_pretrain_updates", "budget_weight",
     "eval_every", "eval_batches", "eval_batch_size", "eval_split", "eval_carry_state", "best_metric", "target_metric",
     "target_value", "device",
@@ -138,6 +138,7 @@ def _add_train(subparsers) -> None:
     g.add_argument("--embedding-dim", type=int)
     g.add_argument("--readout-hidden", type=int, help="hidden units of a 2-layer readout; default 0 (linear)")
     g.add_argument("--dropout", type=float, help="dropout in the 2-layer readout; default 0")
+    g.add_argument("--readout-init", choices=("default", "xavier"), help="readout weights: nn.Linear's default or Xavier-normal with zero bias (the NRU code's)")
     g = p.add_argument_group("optimisation")
     g.add_argument("--updates", type=int, help="optimiser steps; default 1000")
     g.add_argument("--batch-size", type=int, help="default 10")

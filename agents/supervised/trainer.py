@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 import memenvs
 from agents.cells.base import CELLS
 from agents.losses.budget import budget_loss
-from agents.models import ENCODERS, SequenceModel, count_parameters
+from agents.models import ENCODERS, READOUT_INITS, SequenceModel, count_parameters
 from agents.supervised.metrics import (
     LOWER_IS_BETTER,
     MetricAccumulator,
@@ -95,7 +95,8 @@ class TrainConfig:
             as ``"module:Class"``.
         task_kwargs: the task's options (``{"delay": 100, "score": "all"}``).
         cell, cell_kwargs, hidden_size: the recurrent cell (``agents.make_cell``).
-        encoder, embedding_dim, readout_hidden, dropout: see :class:`agents.models.SequenceModel`.
+        encoder, embedding_dim, readout_hidden, dropout, readout_init: see
+            :class:`agents.models.SequenceModel`.
         updates: number of optimiser steps.
         batch_size: sequences per update.
         optimizer: ``"adam"``, ``"amsgrad"`` (Adam with AMSGrad, NRU's copy-task setting) or
@@ -144,6 +145,7 @@ class TrainConfig:
     embedding_dim: int | None = None
     readout_hidden: int = 0
     dropout: float = 0.0
+    readout_init: str = "default"
     updates: int = 1000
     batch_size: int = 10
     optimizer: str = "adam"
@@ -180,6 +182,7 @@ class TrainConfig:
             setattr(self, name, dict(value))
         self.hidden_size = check_int("hidden_size", self.hidden_size, low=1)
         check_choice("encoder", self.encoder, ENCODERS)
+        check_choice("readout_init", self.readout_init, READOUT_INITS)
         if self.embedding_dim is not None:
             self.embedding_dim = check_int("embedding_dim", self.embedding_dim, low=1)
         self.readout_hidden = check_int("readout_hidden", self.readout_hidden, low=0)
@@ -287,6 +290,7 @@ def build_model(config: TrainConfig, task: SequenceTask) -> SequenceModel:
             embedding_dim=config.embedding_dim,
             readout_hidden=config.readout_hidden,
             dropout=config.dropout,
+            readout_init=config.readout_init,
         )
     except TypeError as err:
         raise ValueError(f"cell {config.cell!r} rejected cell_kwargs {config.cell_kwargs}: {err}") from None
