@@ -553,8 +553,11 @@ def episode_picture(
     footer = []
     if task.target_kind == "real" and played.any():
         last = int(np.flatnonzero(played)[-1])
-        fmt = lambda v: np.array2string(np.asarray(v, dtype=np.float64).reshape(-1), precision=3)  # noqa: E731
-        footer.append(f"step {last}: target {fmt(targets[last])}, prediction {fmt(predictions[last])}")
+
+        def values(v: np.ndarray) -> str:
+            return np.array2string(np.asarray(v, dtype=np.float64).reshape(-1), precision=3)
+
+        footer.append(f"step {last}: target {values(targets[last])}, prediction {values(predictions[last])}")
     return Picture(grid, header, footer)
 
 
