@@ -66,6 +66,12 @@ def test_load_policy_gives_the_actions_and_values_of_the_sb3_archive(run) -> Non
         np.testing.assert_array_equal(a, b)
     for a, b in zip(got[1], want[1]):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+    # latest.pt, written at the end, holds the same policy.
+    latest = load_policy(run, device="cpu", weights="latest.pt").policy.state_dict()
+    for name, value in safe.policy.state_dict().items():
+        torch.testing.assert_close(latest[name], value, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="weights='model.zip'"):
+        load_policy(run, weights="model.zip")
     # The classmethod spelling, with an env of our own.
     env = make_vec_env("memenvs/MemoryChain-v0", n_envs=3, seed=0, memory_length=2)
     again = RecurrentPPO.load_safe(run, env=env, device="cpu")
