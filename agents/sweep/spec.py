@@ -40,6 +40,20 @@ settings (e.g. ``updates``) and, for supervised tasks, the task's numeric attrib
 ``aux_pretrain_updates: "=updates // 10"``. Values that follow the task are what made
 copy-and-paste specs wrong in the papers' own configs (chrono's ``T_max`` per delay).
 
+Scales: a spec may carry ``scales: {smoke: PATCH, small: PATCH, paper: PATCH}`` and is then run
+at one of them (``memory-bench suite NAME --scale S``, ``memory-bench sweep SPEC --scale S``). A
+patch may set ``seeds``, ``description``, ``override`` (below), and per entry label
+``tasks: {LABEL: {task_kwargs: ..., supervised: ..., ...}}`` / ``cells: {LABEL: {...}}``, whose
+mappings are merged into the entry (``null`` drops the entry at that scale).
+
+``override: {supervised: {...}, rl: {...}, hidden_size: N}`` is applied to every run after all
+other layers, per-task blocks included: ``--set supervised.updates=500`` writes there, so it
+really shrinks every run.
+
+A ``claim:`` block (``statement``, ``setup``, ``criterion``, ``checks``) states what the spec
+tests and its pass/fail criterion, written before the runs; the report evaluates the
+``checks`` (see :mod:`agents.sweep.claims`).
+
 Memory knob (the x axis of the scaling curves): the entry's ``knob:``, else the task's declared
 length knob (``delay``, ``max_delay``, ``seq_len``, ...) when it is swept, else the only swept
 kwarg; a task entry with none of these has no scaling curve.
@@ -63,7 +77,10 @@ import yaml
 
 HARNESSES = ("supervised", "rl")
 REPORT_DEFAULTS = {"metric": "score", "which": "final", "threshold": 0.9, "confidence": 0.95}
-_TOP_KEYS = {"name", "description", "seeds", "harness", "supervised", "rl", "tasks", "cells", "report"}
+_TOP_KEYS = {"name", "description", "seeds", "harness", "supervised", "rl", "tasks", "cells", "report", "scales",
+             "scale", "override", "claim"}
+_SCALE_KEYS = {"seeds", "description", "override", "tasks", "cells"}
+_OVERRIDE_KEYS = {"supervised", "rl", "hidden_size"}
 _TASK_KEYS = {"task", "label", "harness", "task_kwargs", "knob", "supervised", "rl"}
 _CELL_KEYS = {"cell", "label", "hidden_size", "cell_kwargs", "only", "per_task", "supervised", "rl"}
 #: RL settings carried by the cell / task rather than the PPO block.
@@ -164,12 +181,74 @@ def load_spec(path_or_dict: str | Path | Mapping[str, Any]) -> dict[str, Any]:
         _check_keys(f"{where}: cells[{i}]", entry, _CELL_KEYS)
         if not isinstance(entry.get("cell"), str):
             raise ValueError(f"{where}: cells[{i}].cell={entry.get('cell')!r} must be a cell name")
+    override = spec.setdefault("override", {})
+    if not isinstance(override, dict):
+        raise ValueError(f"{where}: override={override!r} must be a mapping")
+    _check_keys(f"{where}: override", override, _OVERRIDE_KEYS)
+    scales = spec.setdefault("scales", {})
+    if not isinstance(scales, dict) or not all(isinstance(p, dict) for p in scales.values()):
+        raise ValueError(f"{where}: scales={scales!r} must map scale names to patches")
+    for name, patch in scales.items():
+        _check_keys(f"{where}: scales.{name}", patch, _SCALE_KEYS)
     return spec
+
+
+def scale_names(spec: Mapping[str, Any]) -> list[str]:
+    """The scales a loaded spec defines (empty: the spec runs as written)."""
+    return list(spec.get("scales") or {})
+
+
+def apply_scale(spec: Mapping[str, Any], scale: str | None) -> dict[str, Any]:
+    """A loaded spec at ``scale``: its patch merged in (see the module docstring), ``scales``
+    removed and ``scale`` recorded. ``None`` keeps the spec as written. ValueError for a scale
+    the spec does not define."""
+    spec = copy.deepcopy(dict(spec))
+    scales = spec.pop("scales", None) or {}
+    if scale is None:
+        return spec
+    if scale not in scales:
+        allowed = ", ".join(scales) or "none (this spec has no scales: run it without --scale)"
+        raise ValueError(f"scale={scale!r} is not defined by spec {spec.get('name')!r}: allowed are {allowed}")
+    patch = copy.deepcopy(scales[scale])
+    if "seeds" in patch:
+        spec["seeds"] = _seeds(patch["seeds"])
+    if "description" in patch:
+        spec["description"] = patch["description"]
+    spec["override"] = _merged(spec.get("override") or {}, patch.get("override") or {})
+    for kind in ("tasks", "cells"):
+        changes = patch.get(kind) or {}
+        labels = [e.get("label", e[kind[:-1]]) for e in spec[kind]]
+        unknown = sorted(set(changes) - set(labels))
+        if unknown:
+            raise ValueError(f"scales.{scale}.{kind}: unknown label(s) {', '.join(unknown)}: the spec's are {', '.join(labels)}")
+        entries = []
+        for entry, label in zip(spec[kind], labels):
+            if label in changes and changes[label] is None:
+                continue  # dropped at this scale
+            entries.append(_merged(entry, changes.get(label) or {}))
+        if not entries:
+            raise ValueError(f"scales.{scale} drops every entry of {kind}")
+        spec[kind] = entries
+    spec["scale"] = scale
+    return load_spec(spec)
+
+
+def _merged(base: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``patch`` merged in: nested mappings merge, anything else is replaced."""
+    out = copy.deepcopy(dict(base))
+    for key, value in patch.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
 
 
 def apply_overrides(spec: Mapping[str, Any], items: list[str] | None) -> dict[str, Any]:
     """``["supervised.updates=2000", "seeds=2"]`` -> a copy of ``spec`` with those values set
-    (dot paths into nested mappings; values parsed like ``--task-kw`` values)."""
+    (dot paths into nested mappings; values parsed like ``--task-kw`` values). Paths under
+    ``supervised.``, ``rl.`` and ``hidden_size`` go to the ``override`` layer, which wins over
+    every task, cell and per-task setting: they change every run of the spec."""
     from agents.cli import parse_value
 
     spec = copy.deepcopy(dict(spec))
@@ -178,6 +257,8 @@ def apply_overrides(spec: Mapping[str, Any], items: list[str] | None) -> dict[st
         keys = path.strip().split(".")
         if not sep or not all(keys):
             raise ValueError(f"--set {item!r} is malformed: expected KEY.SUBKEY=VALUE, e.g. supervised.updates=2000")
+        if keys[0] in _OVERRIDE_KEYS:
+            keys = ["override", *keys]
         node = spec
         for key in keys[:-1]:
             node = node.setdefault(key, {})
@@ -391,7 +472,11 @@ def _run_config(spec, harness, t_entry, t_label, task_kwargs, c_entry, seed, whe
     hidden_size = per_task.pop("hidden_size", c_entry.get("hidden_size"))
     cell_kwargs = {**(c_entry.get("cell_kwargs") or {}), **(per_task.pop("cell_kwargs", None) or {})}
     settings: dict[str, Any] = {}
-    for block in (spec[harness], t_entry.get(harness) or {}, c_entry.get(harness) or {}, per_task):
+    override = spec.get("override") or {}
+    if override.get("hidden_size") is not None:
+        hidden_size = override["hidden_size"]
+    for block in (spec[harness], t_entry.get(harness) or {}, c_entry.get(harness) or {}, per_task,
+                  override.get(harness) or {}):
         if not isinstance(block, dict):
             raise ValueError(f"{where}: {harness} settings {block!r} must be a mapping")
         settings.update(copy.deepcopy(block))
