@@ -15,9 +15,9 @@ Run directory::
 the JSON / CSV files are plain data. :func:`load_policy` (also ``RecurrentPPO.load_safe``) rebuilds
 the model from ``config.json`` and loads ``policy.pt`` this way. ``model.zip`` is not safe: SB3's
 ``RecurrentPPO.load`` unpickles the objects stored in it with cloudpickle, which can run any code
-the file contains; load it only from runs you trust. Rebuilding the model makes the env of
-``config.json`` (``gym.make`` imports the package that registers its id); pass ``env=`` to use
-your own instead.
+the file contains; load it only from runs you trust. Rebuilding the model makes the env that
+``config.json`` names, which must be an id registered already (no module is imported by a name
+from the file), with its JSON keyword arguments; pass ``env=`` to use your own instead.
 """
 
 from __future__ import annotations
