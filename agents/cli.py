@@ -23,9 +23,9 @@ COMMANDS = (
     ("envs", "memenvs.catalog", "list every registered env with its spaces and random / memoryless / oracle returns"),
     ("train", "agents.supervised.cli", "train a cell on a task (supervised)"),
     ("report", "agents.supervised.cli", "markdown table and learning curves of runs"),
-    ("suite", "agents.supervised.suites", "replay a paper's experiments and print a leaderboard"),
-    ("rl", "agents.rl.cli", "train recurrent PPO with any cell on an env"),
+    ("suite", "agents.sweep.cli", "replay a paper's experiments (a shipped sweep spec) at a scale, then report"),
     ("sweep", "agents.sweep.cli", "run a grid of runs (cells x tasks x lengths x seeds) locally or on Ray, then report"),
+    ("rl", "agents.rl.cli", "train recurrent PPO with any cell on an env"),
 )
 # Modules that define sub-commands, in the order they appear in --help.
 COMMAND_MODULES = tuple(dict.fromkeys(module for _, module, _ in COMMANDS))

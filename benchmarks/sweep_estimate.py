@@ -2,7 +2,7 @@
 
 ::
 
-    python benchmarks/sweep_estimate.py benchmarks/specs/nru.yaml --updates 3 --workers 2
+    python benchmarks/sweep_estimate.py nru --updates 3 --workers 2
 
 Every distinct (task variant, cell) of the spec is trained for ``--updates`` updates (supervised;
 one torch thread, no run directory, one small evaluation) or two PPO rollouts (RL), timed, and

@@ -3,23 +3,20 @@
 The KAF, g-LSTM and Phased-LSTM papers compare a modified LSTM with a plain one: only the
 paper's change may differ. With the same seed, the gate parameters shared with the baseline
 (``weight_ih``, ``weight_hh``, ``bias_ih``, ``bias_hh``) must come out identical, for the cell
-settings that the paper suites and the shipped sweep specs actually use.
+settings that the shipped specs (the paper suites) use at every scale.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 import torch
 
 from agents.cells import make_cell
-from agents.supervised.suites import SCALES, SUITES, plan
-from agents.sweep.spec import expand, load_spec
+from agents.sweep.spec import apply_scale, expand, load_spec, scale_names, shipped_specs
 
 SHARED = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 BASELINE = {"kaf-lstm": "lstm", "glstm": "lstm", "plstm": "lstm", "kaf-gru": "gru"}
-SPECS = sorted((Path(__file__).resolve().parents[1] / "benchmarks" / "specs").glob("*.yaml"))
 
 
 def _draw(cell: str, hidden_size: int, kwargs: dict, seed: int) -> dict[str, torch.Tensor]:
@@ -44,31 +41,24 @@ def _pairs(runs: list[tuple[str, str, int, dict]]) -> list[tuple[str, tuple, tup
             if c in BASELINE and BASELINE[c] in cells]
 
 
-def _suite_runs(name: str, scale: str) -> list[tuple[str, str, int, dict]]:
-    return [(r.task_key, r.config.cell, r.config.hidden_size, r.config.cell_kwargs)
-            for r in plan(name, scale) if r.config is not None]
+def _spec_runs(name: str, scale: str | None) -> list[tuple[str, str, int, dict]]:
+    spec = apply_scale(load_spec(name), scale)
+    return [(r.task, r.config["cell"], r.config["hidden_size"], r.config.get("cell_kwargs", {}))
+            for r in expand(spec) if r.harness == "supervised"]
 
 
-SUITE_CASES = [(name, scale) for name in SUITES for scale in SCALES]
+CASES = [(name, scale) for name in shipped_specs() for scale in [None, *scale_names(load_spec(name))]]
 
 
-@pytest.mark.parametrize(("suite", "scale"), SUITE_CASES, ids=[f"{n}-{s}" for n, s in SUITE_CASES])
-def test_suite_variants_start_from_their_baseline(suite: str, scale: str) -> None:
-    for task, variant, baseline in _pairs(_suite_runs(suite, scale)):
-        _assert_same_start(variant, baseline, f"suite {suite} ({scale}), task {task}")
+@pytest.mark.parametrize(("spec", "scale"), CASES, ids=[f"{n}-{s or 'as-written'}" for n, s in CASES])
+def test_spec_variants_start_from_their_baseline(spec: str, scale: str | None) -> None:
+    for task, variant, baseline in _pairs(_spec_runs(spec, scale)):
+        _assert_same_start(variant, baseline, f"spec {spec} ({scale}), task {task}")
 
 
-@pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
-def test_spec_variants_start_from_their_baseline(path: Path) -> None:
-    runs = [(r.task, r.config["cell"], r.config["hidden_size"], r.config.get("cell_kwargs", {}))
-            for r in expand(load_spec(path)) if r.harness == "supervised"]
-    for task, variant, baseline in _pairs(runs):
-        _assert_same_start(variant, baseline, f"{path.name}, task {task}")
-
-
-def test_the_suites_compare_the_paper_variants_with_their_baselines() -> None:
-    """The checks above are not empty: the g-LSTM and KAF suites pair their variants with an LSTM."""
-    paired = {variant[0] for suite in ("glstm", "kaf") for _, variant, _ in _pairs(_suite_runs(suite, "paper"))}
+def test_the_paper_specs_compare_the_variants_with_their_baselines() -> None:
+    """The checks above are not empty: the g-LSTM and KAF specs pair their variants with an LSTM."""
+    paired = {variant[0] for name in ("glstm", "kaf") for _, variant, _ in _pairs(_spec_runs(name, "paper"))}
     assert {"glstm", "kaf-lstm"} <= paired
 
 

@@ -21,6 +21,7 @@ from agents.cli import main as cli_main
 from agents.cli import parse_kwargs
 from agents.supervised.runs import read_json, write_json
 from agents.sweep import expand, load_spec, run_sweep
+from agents.sweep.spec import apply_overrides, apply_scale, scale_names, shipped_specs, spec_path
 from agents.sweep.execute import rl_argv
 from agents.sweep.report import TIMING_COLUMNS, build_report
 from agents.sweep.runner import SweepDir, plan, prepare
@@ -203,10 +204,39 @@ def test_load_spec_from_yaml_and_shipped_specs(tmp_path):
     path.write_text(yaml.safe_dump({k: v for k, v in two_run_spec().items() if k != "name"}))
     spec = load_spec(path)
     assert spec["name"] == "mine" and spec["seeds"] == [0]
-    shipped = sorted((ROOT / "benchmarks" / "specs").glob("*.yaml"))
-    assert {p.stem for p in shipped} >= {"nru", "chrono", "glstm", "kaf", "aux", "cross"}
-    for p in shipped:  # every shipped spec expands (names, kwargs, expressions are valid)
-        assert len(expand(load_spec(p))) > 0, p
+    assert set(shipped_specs()) >= {"nru", "chrono", "glstm", "kaf", "aux", "cross"}
+    for name in shipped_specs():  # every shipped spec expands at every scale (names, kwargs, expressions)
+        written = load_spec(name)
+        assert load_spec(spec_path(name)) == written
+        assert set(scale_names(written)) >= {"smoke", "paper"}, name
+        for scale in [None, *scale_names(written)]:
+            assert len(expand(apply_scale(written, scale))) > 0, (name, scale)
+    with pytest.raises(ValueError, match="glstm, kaf, nru"):
+        load_spec("no-such-spec")
+
+
+def test_scales_patch_entries_and_force_settings_on_every_run():
+    spec = {**two_run_spec(), "scales": {
+        "tiny": {"seeds": 2, "override": {"supervised": {"updates": 3}, "hidden_size": 5},
+                 "tasks": {"copy": {"task_kwargs": {"delay": 4}}}, "cells": {"gru": None}},
+    }}
+    spec["cells"][1]["per_task"] = {"copy": {"updates": 50, "hidden_size": 40}}
+    runs = expand(apply_scale(load_spec(spec), "tiny"))
+    assert {r.cell for r in runs} == {"lstm"} and [r.seed for r in runs] == [0, 1]
+    for r in runs:  # the override wins over the per-task block
+        assert (r.config["updates"], r.config["hidden_size"], r.config["task_kwargs"]["delay"]) == (3, 5, 4)
+    assert [r.config["updates"] for r in expand(load_spec(spec))] == [TINY["updates"], 50]  # as written
+    with pytest.raises(ValueError, match="scale='huge'.*allowed are tiny"):
+        apply_scale(load_spec(spec), "huge")
+    with pytest.raises(ValueError, match="unknown label"):
+        apply_scale(load_spec({**spec, "scales": {"x": {"cells": {"nru": None}}}}), "x")
+
+
+def test_set_shrinks_every_run_per_task_blocks_included():
+    spec = two_run_spec()
+    spec["cells"][0]["per_task"] = {"copy": {"updates": 50}}
+    runs = expand(load_spec(apply_overrides(load_spec(spec), ["supervised.updates=5", "hidden_size=3", "seeds=2"])))
+    assert {(r.config["updates"], r.config["hidden_size"]) for r in runs} == {(5, 3)} and len(runs) == 4
 
 
 # --------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ the benchmark report (leaderboards, memory-scaling curves, learning curves, spee
 ::
 
     from agents.sweep import run_sweep, write_sweep_report
-    outcome = run_sweep("benchmarks/specs/nru.yaml", out="sweeps/nru", executor="local", workers=2)
+    outcome = run_sweep("nru", out="sweeps/nru", executor="local", workers=2)   # a shipped spec or a YAML path
     write_sweep_report("sweeps/nru")        # also done by run_sweep at the end
 
 - :mod:`agents.sweep.spec`: the YAML spec and its expansion into :class:`RunSpec` s.

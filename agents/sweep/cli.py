@@ -2,10 +2,10 @@
 
 ::
 
-    memory-bench sweep benchmarks/specs/nru.yaml --workers 2 --out sweeps/nru
-    memory-bench sweep benchmarks/specs/cross.yaml --executor ray --address auto
-    memory-bench sweep benchmarks/specs/nru.yaml --dry-run        # list the runs, run nothing
-    memory-bench sweep benchmarks/specs/cross.yaml --set supervised.updates=500 --set seeds=2
+    memory-bench sweep nru --scale small --workers 2
+    memory-bench sweep cross --executor ray --address auto
+    memory-bench sweep nru --scale paper --dry-run      # list the runs, run nothing
+    memory-bench sweep my_spec.yaml --set supervised.updates=500 --set seeds=2
     memory-bench report sweeps/nru                               # re-write the report
 
 Relaunching the same command continues an interrupted sweep: finished runs are skipped, the others
@@ -20,16 +20,35 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from pathlib import Path
 
 
 def run_sweep_command(args: argparse.Namespace) -> int:
-    from agents.sweep.runner import default_sweep_dir, run_sweep
-    from agents.sweep.spec import apply_overrides, expand, load_spec
+    """``memory-bench sweep SPEC`` and ``memory-bench suite NAME``: the same engine."""
+    from agents.sweep.spec import shipped_specs
 
-    spec = load_spec(apply_overrides(load_spec(args.spec), args.set))
+    if args.spec != "all":
+        return _run_one_spec(args.spec, args, args.out)
+    status = 0
+    for name in shipped_specs():
+        folder = f"{name}-{args.scale}" if args.scale else name
+        status = max(status, _run_one_spec(name, args, Path(args.out or "sweeps") / folder))
+    return status
+
+
+def _run_one_spec(name: str, args: argparse.Namespace, out: str | Path | None) -> int:
+    from agents.sweep.runner import default_sweep_dir, run_sweep
+    from agents.sweep.spec import apply_overrides, apply_scale, check_datasets, expand, load_spec, scale_names
+
+    written = load_spec(name)
+    spec = load_spec(apply_overrides(apply_scale(written, args.scale), args.set))
+    if out is None:
+        out = default_sweep_dir(spec["name"] + (f"-{args.scale}" if args.scale else ""))
+    runs = expand(spec)
+    if args.scale == "paper" or (args.scale is None and scale_names(written)):
+        check_datasets(runs, args.allow_subset)
     if args.dry_run:
-        runs = expand(spec)
-        print(f"{len(runs)} runs -> {args.out or default_sweep_dir(spec['name'])}")
+        print(f"{spec['name']}" + (f" at scale {args.scale}" if args.scale else "") + f": {len(runs)} runs -> {out}")
         updates = sum(r.config["updates"] for r in runs if r.harness == "supervised")
         steps = sum(int(r.config.get("timesteps", 200_000)) for r in runs if r.harness == "rl")
         for r in runs:
@@ -40,7 +59,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     from agents.sweep.executors import SweepInterrupted, SweepStopped
 
     try:
-        outcome = run_sweep(spec, out=args.out, executor=args.executor, workers=args.workers, address=args.address,
+        outcome = run_sweep(spec, out=out, executor=args.executor, workers=args.workers, address=args.address,
                             progress=not args.no_progress, report=not args.no_report)
     except SweepInterrupted as err:
         print(f"memory-bench sweep: error: {err}", file=sys.stderr)
@@ -51,7 +70,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
               f"are kept: relaunch the same command to run the others", file=sys.stderr)
         return 128 + signum
     locked = f", {len(outcome.locked)} still running elsewhere" if outcome.locked else ""
-    print(f"{outcome.total} runs: {len(outcome.skipped)} already finished, {len(outcome.executed)} executed, "
+    print(f"{spec['name']}: {outcome.total} runs: {len(outcome.skipped)} already finished, {len(outcome.executed)} executed, "
           f"{len(outcome.failed)} failed{locked}")
     for run_id, error in outcome.failed.items():
         print(f"  failed: {run_id}: {error}", file=sys.stderr)
@@ -61,24 +80,48 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     return 1 if outcome.failed or outcome.locked else 0
 
 
-def add_parser(subparsers) -> None:
-    """Register ``sweep`` (called by :mod:`agents.cli`)."""
-    p = subparsers.add_parser(
-        "sweep",
-        help="run a grid of runs (cells x tasks x lengths x seeds) locally or on Ray, then report",
-        description="Expand a YAML sweep spec (see agents.sweep.spec and benchmarks/specs/) into runs, execute "
-        "the unfinished ones on a local process pool or a Ray cluster, and write the sweep report. "
-        "Relaunch the same command to continue an interrupted sweep.",
-    )
-    p.add_argument("spec", metavar="SPEC.yaml", help="sweep spec (YAML)")
+def _add_run_options(p: argparse.ArgumentParser, default_scale: str | None) -> None:
+    p.add_argument("--scale", default=default_scale, metavar="SCALE",
+                   help="run the spec at one of its scales (smoke: a wiring check; small: the claim experiments "
+                   "sized for a 2-core CPU; paper: the papers' settings)"
+                   + (f"; default {default_scale}" if default_scale else "; default: the spec as written"))
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override a spec value by its dot path (repeatable), e.g. --set supervised.updates=2000 --set seeds=2")
+                   help="override a spec value by its dot path (repeatable); supervised.*, rl.* and hidden_size apply "
+                   "to every run, e.g. --set supervised.updates=2000 --set seeds=2")
+    p.add_argument("--allow-subset", action="store_true",
+                   help="let a paper-scale run use an embedded data subset (e.g. 5,000 MNIST digits) instead of the "
+                   "full dataset in $MEMENVS_DATA")
     p.add_argument("--executor", choices=("local", "ray"), default="local",
                    help="local: process pool on this machine (default); ray: Ray tasks (pip install 'memory-bench[ray]')")
     p.add_argument("--address", default=None, help="Ray cluster address for ray.init(address=...), e.g. auto; default: start a local Ray")
     p.add_argument("--workers", type=int, default=None, help="parallel runs (default: one per CPU; one torch thread each)")
-    p.add_argument("--out", default=None, metavar="DIR", help="sweep directory (default sweeps/<spec name>)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="sweep directory (default sweeps/<spec name>[-<scale>]; with suite all, DIR/<spec name>-<scale>)")
     p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--dry-run", action="store_true", help="list the runs and their total size; run nothing")
     p.set_defaults(run=run_sweep_command)
+
+
+def add_parser(subparsers) -> None:
+    """Register ``sweep`` and ``suite`` (called by :mod:`agents.cli`)."""
+    from agents.sweep.spec import SPECS_DIR
+
+    names = sorted(p.stem for p in SPECS_DIR.glob("*.yaml"))
+    p = subparsers.add_parser(
+        "suite",
+        help="replay a paper's experiments (a shipped sweep spec) at a scale, then report",
+        description="Run a shipped spec (one per paper, and the cross-paper comparison) at one of its scales: "
+        "the same engine as `memory-bench sweep`. Relaunch the same command to continue.",
+    )
+    p.add_argument("spec", metavar="NAME", choices=[*names, "all"], help=f"one of {', '.join(names)}, or all")
+    _add_run_options(p, default_scale="smoke")
+    p = subparsers.add_parser(
+        "sweep",
+        help="run a grid of runs (cells x tasks x lengths x seeds) locally or on Ray, then report",
+        description="Expand a YAML sweep spec (see agents.sweep.spec; shipped ones: "
+        f"{', '.join(names)}) into runs, execute the unfinished ones on a local process pool or a Ray "
+        "cluster, and write the sweep report. Relaunch the same command to continue an interrupted sweep.",
+    )
+    p.add_argument("spec", metavar="SPEC", help="a YAML file, or the name of a shipped spec")
+    _add_run_options(p, default_scale=None)

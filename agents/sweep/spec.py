@@ -129,15 +129,38 @@ class RunSpec:
 # --------------------------------------------------------------------------------------------
 
 
+#: The specs shipped with the package: one per paper (their ``scales`` make them the paper suites)
+#: and the cross-paper comparison.
+SPECS_DIR = Path(__file__).resolve().parent / "specs"
+
+
+def shipped_specs() -> list[str]:
+    """Names of the shipped specs (``memory-bench suite NAME``)."""
+    return sorted(p.stem for p in SPECS_DIR.glob("*.yaml"))
+
+
+def spec_path(name_or_path: str | Path) -> Path:
+    """A spec file: an existing path, else a shipped spec by name; ValueError listing the names."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    shipped = SPECS_DIR / f"{name_or_path}.yaml"
+    if shipped.is_file():
+        return shipped
+    raise ValueError(f"spec={str(name_or_path)!r} is neither a file nor a shipped spec: choose a YAML path or one of "
+                     f"{', '.join(shipped_specs())}")
+
+
 def load_spec(path_or_dict: str | Path | Mapping[str, Any]) -> dict[str, Any]:
-    """Read a YAML spec (or copy a dict) and check its layout; ValueError naming what is wrong."""
+    """Read a YAML spec (a path or a shipped spec's name; or copy a dict) and check its layout;
+    ValueError naming what is wrong."""
+    if isinstance(path_or_dict, (str, Path)):
+        path_or_dict = spec_path(path_or_dict)
     if isinstance(path_or_dict, Mapping):
         spec = copy.deepcopy(dict(path_or_dict))
         where = "spec"
     else:
         path = Path(path_or_dict)
-        if not path.is_file():
-            raise FileNotFoundError(f"no sweep spec at {path}")
         try:
             spec = yaml.safe_load(path.read_text())
         except yaml.YAMLError as err:
@@ -266,6 +289,25 @@ def apply_overrides(spec: Mapping[str, Any], items: list[str] | None) -> dict[st
                 raise ValueError(f"--set {item!r}: {key!r} is not a mapping in the spec")
         node[keys[-1]] = parse_value(text)
     return spec
+
+
+def check_datasets(runs: list[RunSpec], allow_subset: bool) -> None:
+    """Refuse paper-scale runs on an embedded data subset (e.g. 5,000 MNIST digits instead of
+    70,000) unless ``allow_subset``: a paper-scale result must not quietly shrink its data."""
+    from agents.supervised.trainer import make_task
+
+    if allow_subset:
+        return
+    for run in runs:
+        if run.harness != "supervised":
+            continue
+        dataset = make_task(run.config["task"], run.config["task_kwargs"]).dataset
+        if dataset is not None and dataset.embedded:
+            raise ValueError(
+                f"run {run.id} would train on the embedded subset ({dataset.source}, {sum(dataset.splits.values()):,} items), "
+                f"not the full {dataset.name} dataset the paper uses: put the full dataset in a folder and set MEMENVS_DATA "
+                f"to it (MNIST: the four IDX files train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
+                f"t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz, or an mnist.npz), or pass --allow-subset")
 
 
 def _check_keys(where: str, mapping: Mapping[str, Any], allowed: set[str]) -> None:
