@@ -306,3 +306,23 @@ def test_vector_env_matches_single_env(ptb_dir):
     obs, _ = vec.reset(seed=10)
     one, _ = single.reset(seed=11)
     np.testing.assert_array_equal(obs[1], one)
+
+
+@needs_mnist
+def test_side_shows_the_block_averaged_image():
+    """side=14: 196 steps, each the mean of a 2x2 pixel block (computed here by loops), row
+    major; the permuted task permutes those 196 values with its own fixed permutation."""
+    data = mnist.load_mnist()
+    image = data.images["validation"][:1].reshape(28, 28).astype(np.float64)
+    want = np.array([[image[2 * r : 2 * r + 2, 2 * c : 2 * c + 2].mean() for c in range(14)] for r in range(14)])
+    small = SequentialMNISTTask(split="validation", side=14)
+    got = small.episodes(data.images["validation"][:1], data.labels["validation"][:1]).inputs[:, 0, 0]
+    assert got.shape == (196,) and small.max_length == 196
+    np.testing.assert_allclose(got, np.rint(want).ravel() / 255.0, atol=1e-6)
+    permuted = PermutedMNISTTask(split="validation", side=14)
+    assert sorted(permuted.permutation) == list(range(196))
+    shown = permuted.episodes(data.images["validation"][:1], data.labels["validation"][:1]).inputs[:, 0, 0]
+    np.testing.assert_array_equal(shown, got[permuted.permutation])
+    for bad in (5, 0, 30):
+        with pytest.raises(ValueError, match="side"):
+            SequentialMNISTTask(side=bad)
