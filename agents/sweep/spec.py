@@ -188,8 +188,9 @@ def load_spec(path_or_dict: str | Path | Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(f"{where}: report={report!r} must be a mapping")
     _check_keys(f"{where}: report", report, set(REPORT_DEFAULTS))
     spec["report"] = {**REPORT_DEFAULTS, **report}
-    if spec["report"]["which"] not in ("final", "best"):
-        raise ValueError(f"{where}: report.which={spec['report']['which']!r} must be 'final' or 'best'")
+    if spec["report"]["which"] not in ("final", "best", "test"):
+        raise ValueError(f"{where}: report.which={spec['report']['which']!r} must be 'final', 'best' or 'test' "
+                         "(the best-validation checkpoint on the test split)")
     for key, low, high in (("threshold", -math.inf, math.inf), ("confidence", 0.0, 1.0)):
         value = spec["report"][key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not low < value < high:
