@@ -100,3 +100,75 @@ def largest_solved(points: Mapping[float, float | None], threshold: float) -> fl
     """
     solved = [x for x, y in points.items() if y is not None and y >= threshold]
     return max(solved) if solved else None
+
+
+# --------------------------------------------------------------------------------------------
+# Aggregates over seeds with rliable (Agarwal et al., 2021): interquartile mean, stratified
+# bootstrap confidence intervals, probability of improvement. rliable is imported on first use.
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A point estimate over seeds and its bootstrap confidence interval (equal to the point when
+    there is a single seed: no spread to estimate)."""
+
+    point: float
+    low: float
+    high: float
+    n: int
+
+    def text(self, digits: int = 3) -> str:
+        """``"0.912 [0.88, 0.95]"``; ``"0.912"`` for one seed."""
+        if self.n < 2:
+            return f"{self.point:.{digits}g}"
+        return f"{self.point:.{digits}g} [{self.low:.{digits}g}, {self.high:.{digits}g}]"
+
+
+def _finite_array(values: Sequence[float | None]) -> np.ndarray:
+    return np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=np.float64)
+
+
+def iqm(values: Sequence[float | None]) -> float | None:
+    """Interquartile mean over seeds (the mean of the middle 50%, rliable's ``aggregate_iqm``;
+    with fewer than 4 values nothing is trimmed, so it is the mean). None without values."""
+    from rliable import metrics
+
+    xs = _finite_array(values)
+    return None if len(xs) == 0 else float(metrics.aggregate_iqm(xs[:, None]))
+
+
+def iqm_estimate(values: Sequence[float | None], confidence: float = 0.95, reps: int = 2000,
+                 seed: int = 0) -> Estimate | None:
+    """IQM with rliable's stratified bootstrap confidence interval (percentile, ``reps``
+    resamples, a fixed seed so reports are reproducible). None without values."""
+    from rliable import library, metrics
+
+    xs = _finite_array(values)
+    if len(xs) == 0:
+        return None
+    point = float(metrics.aggregate_iqm(xs[:, None]))
+    if len(xs) < 2:
+        return Estimate(point, point, point, 1)
+    state = np.random.get_state()
+    np.random.seed(seed)  # rliable's bootstrap draws from numpy's global generator
+    try:
+        _, intervals = library.get_interval_estimates(
+            {"x": xs[:, None]}, lambda s: np.array([metrics.aggregate_iqm(s)]), reps=reps,
+            confidence_interval_size=confidence)
+    finally:
+        np.random.set_state(state)
+    low, high = intervals["x"][:, 0]
+    return Estimate(point, float(low), float(high), len(xs))
+
+
+def probability_of_improvement(a: Sequence[float | None], b: Sequence[float | None]) -> float | None:
+    """P(A > B): the fraction of (seed of A, seed of B) pairs where A scores higher, ties counting
+    one half (rliable's ``probability_of_improvement``, the Mann-Whitney U statistic over
+    ``len(a) * len(b)``). None if either has no values."""
+    from rliable import metrics
+
+    xa, xb = _finite_array(a), _finite_array(b)
+    if len(xa) == 0 or len(xb) == 0:
+        return None
+    return float(metrics.probability_of_improvement(xa[:, None], xb[:, None]))
