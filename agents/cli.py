@@ -25,6 +25,7 @@ COMMANDS = (
     ("report", "agents.supervised.cli", "markdown table and learning curves of runs"),
     ("suite", "agents.sweep.cli", "replay a paper's experiments (a shipped sweep spec) at a scale, then report"),
     ("sweep", "agents.sweep.cli", "run a grid of runs (cells x tasks x lengths x seeds) locally or on Ray, then report"),
+    ("results", "agents.sweep.cli", "check each sweep's claim and write the results page"),
     ("rl", "agents.rl.cli", "train recurrent PPO with any cell on an env"),
 )
 # Modules that define sub-commands, in the order they appear in --help.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from agents.supervised.runs import write_json
@@ -125,3 +127,27 @@ def test_unknown_check_or_cell_names_the_problem(tmp_path):
         evaluate_claim(make_sweep(tmp_path, [{"type": "wins", "cell": "A"}], scores))
     with pytest.raises(ValueError, match="no runs of cell 'D'"):
         evaluate_claim(make_sweep(tmp_path / "2", [{"type": "solves", "cell": "D", "task": "copy delay=3", "threshold": 1}], scores))
+
+
+def test_results_page_from_an_archive_alone(tmp_path):
+    """archive() keeps the small outputs only; the page built from the archive equals the page
+    built after archiving, and shows the verdict, the checks and the figures."""
+    from agents.sweep.results import archive, write_results_page
+
+    checks = [{"type": "better", "cell": "A", "than": "B", "task": "copy delay=3", "margin": 0.1}]
+    scores = {("A", 3): [0.8, 0.9, 1.0], ("B", 3): [0.4, 0.5, 0.6], ("C", 3): [0, 0, 0]}
+    curves = {(c, 3): [[(0, 0.0), (3, s)] for s in scores[(c, 3)]] for c in "ABC"}
+    sweep = make_sweep(tmp_path, checks, scores, curves=curves)
+    (sweep / "runs" / "copy-delay_3-A-s0" / "latest.pt").write_bytes(b"weights")
+    kept = archive(sweep, tmp_path / "results")
+    assert kept == tmp_path / "results" / "hand"
+    assert (kept / "runs" / "copy-delay_3-A-s0" / "summary.json").is_file()
+    assert not list(kept.rglob("*.pt"))
+    page = write_results_page([kept], tmp_path / "docs" / "results.md")
+    text = page.read_text()
+    assert "## hand: reproduced" in text and "| **pass** |" in text
+    assert "| copy delay=3 | A | 0.9 [0.8, 1] | 3/3 |" in text
+    assert (tmp_path / "docs" / "results" / "hand-curves.png").is_file()
+    shutil.rmtree(sweep)  # the archive alone rebuilds the same page
+    assert archive(kept, tmp_path / "results") == kept
+    assert write_results_page([kept], tmp_path / "docs" / "results.md").read_text() == text

@@ -103,8 +103,17 @@ def _add_run_options(p: argparse.ArgumentParser, default_scale: str | None) -> N
     p.set_defaults(run=run_sweep_command)
 
 
+def results_command(args: argparse.Namespace) -> int:
+    from agents.sweep.results import archive, write_results_page
+
+    folders = [archive(d, args.archive) for d in args.sweeps]
+    page = write_results_page(folders, args.out)
+    print(f"wrote {page} from {', '.join(str(f) for f in folders)}")
+    return 0
+
+
 def add_parser(subparsers) -> None:
-    """Register ``sweep`` and ``suite`` (called by :mod:`agents.cli`)."""
+    """Register ``suite``, ``sweep`` and ``results`` (called by :mod:`agents.cli`)."""
     from agents.sweep.spec import SPECS_DIR
 
     names = sorted(p.stem for p in SPECS_DIR.glob("*.yaml"))
@@ -125,3 +134,15 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("spec", metavar="SPEC", help="a YAML file, or the name of a shipped spec")
     _add_run_options(p, default_scale=None)
+    p = subparsers.add_parser(
+        "results",
+        help="check each sweep's claim and write the results page",
+        description="Archive the small outputs of finished sweeps (configs, summaries, metrics; no checkpoints) "
+        "into results/<name>-<scale>/, then write docs/results.md: per claim, the verdict its criterion gives, "
+        "the checks, final figures (IQM and bootstrap interval over seeds) and learning curves. Given the "
+        "archived folders themselves, it rebuilds the page without copying.",
+    )
+    p.add_argument("sweeps", nargs="+", metavar="SWEEP_DIR", help="finished sweep directories (or their archived copies)")
+    p.add_argument("--archive", default="results", metavar="DIR", help="where the small outputs are kept (default results)")
+    p.add_argument("--out", default="docs/results.md", metavar="PAGE", help="the page (default docs/results.md)")
+    p.set_defaults(run=results_command)

@@ -1,0 +1,214 @@
+"""The results page: each claim's verdict, figures and learning curves, from sweep directories.
+
+::
+
+    memory-bench results sweeps/chrono-small sweeps/nru-small   # archive them into results/, write docs/results.md
+    memory-bench results results/*                              # rebuild the page from the archive alone
+
+:func:`archive` copies the small outputs of a sweep (``sweep.json``, ``spec.yaml`` and per run
+``config.json``, ``summary.json``, ``metrics.csv``, ``error.json``; never checkpoints) into
+``results/<name>-<scale>/``, so the page can be rebuilt and audited without retraining.
+:func:`write_results_page` writes one section per claim (:mod:`agents.sweep.claims`): the
+paper's statement, our setup, the criterion, the checks and the verdict, final figures as IQM
+with a 95% stratified-bootstrap interval over seeds, throughput, and a PNG of learning curves.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import statistics
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from agents.supervised.runs import read_json
+from agents.sweep.claims import ClaimResult, evaluate_claim
+from agents.sweep.runner import MANIFEST, SPEC_COPY, SweepDir
+from agents.sweep.spec import RunSpec
+from agents.sweep.stats import iqm_estimate
+
+RUN_FILES = ("config.json", "summary.json", "metrics.csv", "error.json")
+DEFAULT_ARCHIVE = Path("results")
+DEFAULT_PAGE = Path("docs") / "results.md"
+
+
+def archive(sweep_dir: str | Path, into: str | Path = DEFAULT_ARCHIVE) -> Path:
+    """Copy the small outputs of the sweep in ``sweep_dir`` to ``into/<name>[-<scale>]/`` (replacing
+    an earlier copy) and return that folder."""
+    sweep = SweepDir(sweep_dir)
+    manifest = sweep.read_manifest()
+    name = manifest["name"] + (f"-{manifest['scale']}" if manifest.get("scale") else "")
+    target = Path(into) / name
+    if target.resolve() == sweep.path.resolve():
+        return target
+    if target.exists():
+        shutil.rmtree(target)
+    (target / "runs").mkdir(parents=True)
+    for file in (MANIFEST, SPEC_COPY):
+        if (sweep.path / file).is_file():
+            shutil.copy2(sweep.path / file, target / file)
+    for run in manifest["runs"]:
+        source = sweep.run_dir(run["id"])
+        for file in RUN_FILES:
+            if (source / file).is_file():
+                (target / "runs" / run["id"]).mkdir(exist_ok=True)
+                shutil.copy2(source / file, target / "runs" / run["id"] / file)
+    return target
+
+
+def write_results_page(sweep_dirs: list[str | Path], out: str | Path = DEFAULT_PAGE) -> Path:
+    """Write the results page for the claims of ``sweep_dirs`` (figures beside it, in
+    ``<page folder>/results/``)."""
+    out = Path(out)
+    figures = out.parent / "results"
+    figures.mkdir(parents=True, exist_ok=True)
+    sections, summary_rows = [], []
+    for directory in sweep_dirs:
+        result = evaluate_claim(directory)
+        section, row = _section(SweepDir(directory), result, figures, out.parent)
+        sections.append(section)
+        summary_rows.append(row)
+    lines = [
+        "# Results: the papers' claims, tested",
+        "",
+        "Each section states a paper's headline claim, our setup, the pass/fail criterion (written "
+        "into the claim's spec before its runs) and the verdict it gives: *reproduced*, *not "
+        "reproduced* or *inconclusive*. Figures are the interquartile mean (IQM) over seeds with a "
+        "95% stratified-bootstrap interval (rliable). A claim tested at `small` scale is tested on "
+        "shorter sequences, smaller models and far smaller budgets than the paper's; its verdict is "
+        "about that setting, and the setup says how it differs.",
+        "",
+        "Rebuild this page from the committed run outputs (no training): `memory-bench results "
+        + " ".join(f"results/{SweepDir(d).path.name}" for d in sweep_dirs) + "`.",
+        "",
+        _table(summary_rows),
+        "",
+        *sections,
+    ]
+    out.write_text("\n".join(lines) + "\n")
+    return out
+
+
+def _section(sweep: SweepDir, result: ClaimResult, figures: Path, page_dir: Path) -> tuple[str, dict[str, str]]:
+    manifest = sweep.read_manifest()
+    spec = yaml.safe_load((sweep.path / SPEC_COPY).read_text()) if (sweep.path / SPEC_COPY).is_file() else {}
+    runs = [RunSpec.from_dict(r) for r in manifest["runs"]]
+    summaries = {r.id: _summary(sweep, r.id) for r in runs}
+    label = result.name + (f" ({result.scale} scale)" if result.scale else "")
+    command = f"memory-bench suite {result.name}" + (f" --scale {result.scale}" if result.scale else "")
+    curves = _plot_curves(sweep, runs, result, figures / f"{sweep.path.name}-curves.png")
+    lines = [
+        f"## {label}: {result.verdict}",
+        "",
+        f"**Claim.** {result.statement}",
+        "",
+        f"**Our setup.** {' '.join(str(spec.get('description', '')).split())} Method and the paper's own "
+        f"settings: [docs/{result.name}.md](docs_link). Reproduce: `{command}`.".replace(
+            "docs_link", f"{result.name}.md"),
+        "",
+        f"**Criterion** (written before the runs). {result.criterion}",
+        "",
+        "| check | outcome | figures |",
+        "|---|---|---|",
+        *[f"| {_check_text(c.check)} | **{c.outcome}** | {c.detail} |" for c in result.checks],
+        "",
+        f"**Verdict: {result.verdict}.**",
+        "",
+        f"Final figures: `{result.metric}` at the `{result.which}` evaluation, IQM [95% CI] over seeds; "
+        "updates/s is the median over seeds, each run on one torch thread with two runs side by side on a "
+        "2-core CPU.",
+        "",
+        _table(_figure_rows(runs, summaries, result)),
+        "",
+    ]
+    datasets = {(s.get("dataset") or {}).get("source") for s in summaries.values() if s and s.get("dataset")}
+    if datasets:
+        lines += [f"Data: {'; '.join(sorted(d for d in datasets if d))}.", ""]
+    if curves is not None:
+        lines += [f"![learning curves of {label}]({curves.relative_to(page_dir).as_posix()})", ""]
+    row = {"claim": label, "verdict": result.verdict, "checks passed": f"{sum(c.outcome == 'pass' for c in result.checks)}/{len(result.checks)}",
+           "runs": f"{sum(1 for s in summaries.values() if s)}/{len(runs)}", "command": f"`{command}`"}
+    return "\n".join(lines), row
+
+
+def _summary(sweep: SweepDir, run_id: str) -> dict[str, Any] | None:
+    path = sweep.run_dir(run_id) / "summary.json"
+    return read_json(path) if path.is_file() else None
+
+
+def _check_text(check: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in check.items())
+
+
+def _figure_rows(runs: list[RunSpec], summaries: dict[str, Any], result: ClaimResult) -> list[dict[str, str]]:
+    rows = []
+    for variant, cells in result.cohorts.items():
+        for cell, values in cells.items():
+            cohort = [r for r in runs if r.variant == variant and r.cell == cell]
+            speeds = [summaries[r.id]["updates_per_second"] for r in cohort
+                      if summaries[r.id] and summaries[r.id].get("updates_per_second")]
+            estimate = iqm_estimate(values)
+            rows.append({"task": variant, "cell": cell, result.metric: "–" if estimate is None else estimate.text(),
+                         "seeds": f"{len(values)}/{len(cohort)}",
+                         "updates/s": f"{statistics.median(speeds):.0f}" if speeds else "–"})
+    return rows
+
+
+def _table(rows: list[dict[str, str]]) -> str:
+    if not rows:
+        return ""
+    keys = list(rows[0])
+    return "\n".join(["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+                     + ["| " + " | ".join(str(r.get(k, "")) for k in keys) + " |" for r in rows])
+
+
+def _plot_curves(sweep: SweepDir, runs: list[RunSpec], result: ClaimResult, path: Path) -> Path | None:
+    """One panel per task variant: each cell's mean evaluation metric over seeds, shaded between
+    the lowest and highest seed."""
+    from matplotlib.figure import Figure
+
+    metric = result.metric if result.metric != "loss" else "ce"
+    variants = list(result.cohorts)
+    columns = min(3, len(variants))
+    rows = -(-len(variants) // columns)
+    fig = Figure(figsize=(4.6 * columns, 3.3 * rows), dpi=100)
+    drew = False
+    for i, variant in enumerate(variants):
+        ax = fig.add_subplot(rows, columns, i + 1)
+        for cell in result.cohorts[variant]:
+            by_update: dict[float, list[float]] = {}
+            for run in (r for r in runs if r.variant == variant and r.cell == cell):
+                for update, value in _curve(sweep.run_dir(run.id) / "metrics.csv", f"eval_{metric}"):
+                    by_update.setdefault(update, []).append(value)
+            if not by_update:
+                continue
+            xs = sorted(by_update)
+            ax.plot(xs, [statistics.fmean(by_update[x]) for x in xs], label=cell)
+            ax.fill_between(xs, [min(by_update[x]) for x in xs], [max(by_update[x]) for x in xs], alpha=0.15)
+            drew = True
+        ax.set_title(variant, fontsize="medium")
+        ax.set_xlabel("update")
+        ax.set_ylabel(metric)
+        ax.grid(True, alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize="x-small")
+    if not drew:
+        return None
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
+
+
+def _curve(path: Path, column: str) -> list[tuple[float, float]]:
+    if not path.is_file():
+        return []
+    out = []
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            try:
+                out.append((float(row["update"]), float(row[column])))
+            except (KeyError, TypeError, ValueError):
+                continue
+    return out
