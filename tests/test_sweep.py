@@ -208,7 +208,7 @@ def test_load_spec_from_yaml_and_shipped_specs(tmp_path):
     for name in shipped_specs():  # every shipped spec expands at every scale (names, kwargs, expressions)
         written = load_spec(name)
         assert load_spec(spec_path(name)) == written
-        assert set(scale_names(written)) >= {"smoke", "paper"}, name
+        assert "smoke" in scale_names(written), name  # every shipped spec has its wiring check
         for scale in [None, *scale_names(written)]:
             assert len(expand(apply_scale(written, scale))) > 0, (name, scale)
     with pytest.raises(ValueError, match="glstm, kaf, nru"):

@@ -77,6 +77,8 @@ def _run_one_spec(name: str, args: argparse.Namespace, out: str | Path | None) -
     if outcome.report is not None:
         print(f"report: {outcome.report} (and report.html beside it)")
     print(f"sweep directory: {outcome.path}")
+    if spec.get("claim") and spec.get("scale") != "smoke" and not outcome.failed and not outcome.locked:
+        _print_claim(outcome.path)  # (the smoke scale checks the wiring: its runs test no claim)
     return 1 if outcome.failed or outcome.locked else 0
 
 
@@ -101,6 +103,17 @@ def _add_run_options(p: argparse.ArgumentParser, default_scale: str | None) -> N
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--dry-run", action="store_true", help="list the runs and their total size; run nothing")
     p.set_defaults(run=run_sweep_command)
+
+
+def _print_claim(path: Path) -> None:
+    """The claim the sweep tests, its checks and the verdict (see agents.sweep.claims)."""
+    from agents.sweep.claims import evaluate_claim
+
+    result = evaluate_claim(path)
+    print(f"\nclaim: {result.statement}")
+    for check in result.checks:
+        print(f"  [{check.outcome}] {check.check['type']} {check.check.get('cell', '')}: {check.detail}")
+    print(f"verdict: {result.verdict}")
 
 
 def results_command(args: argparse.Namespace) -> int:
