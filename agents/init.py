@@ -15,7 +15,7 @@ with the characteristic time ``1 / (1 - g)`` steps. The chrono rule spreads thes
 PyTorch's recurrent layers add two bias vectors (``bias_ih`` and ``bias_hh``); the chrono biases
 go on ``bias_ih`` and ``bias_hh`` is zeroed, so the sum is exactly the drawn value (filling both
 would double it). The law is the continuous ``U[1, t_max - 1]`` of the chrono paper, not the integer
-draw of the NRU code (PAPERS §3.6). ``t_max`` is a number of time steps *as fed to the network*:
+draw of the NRU code (docs/chrono.md#pitfalls). ``t_max`` is a number of time steps *as fed to the network*:
 the longest dependency expected (e.g. ``3T/2`` for the copy task with delay T, ``T`` for variable
 copy; NRU's runs use ``T + 20``).
 """

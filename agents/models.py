@@ -27,7 +27,7 @@ ENCODERS = ("auto", "onehot", "embedding", "linear")
 INPUT_KINDS = ("symbols", "real")
 TARGET_KINDS = ("class", "real")
 #: Embedding width when ``encoder="embedding"`` and no ``embedding_dim`` is given (the aux-loss
-#: paper's 128-d pixel/character embedding, PAPERS §6.2).
+#: paper's 128-d pixel/character embedding, docs/aux.md#architecture).
 DEFAULT_EMBEDDING_DIM = 128
 
 
@@ -95,7 +95,7 @@ class SequenceModel(nn.Module):
         embedding_dim: width of the embedding / linear encoder.
         readout_hidden: 0 (default) for a linear readout; otherwise a 2-layer readout
             ``Linear -> ReLU -> Dropout -> Linear`` with this many hidden units (the aux-loss paper
-            uses 256, PAPERS §6.2).
+            uses 256, docs/aux.md#architecture).
         dropout: dropout probability inside the 2-layer readout (paper: 0.5).
         readout_init: ``"default"`` (``nn.Linear``'s) or ``"xavier"`` (Xavier-normal weights,
             zero biases: the NRU reference code's readout for every model).
@@ -192,7 +192,7 @@ class SequenceModel(nn.Module):
         remaining ``T mod N`` steps) and the state is detached between chunks. A loss at step ``t``
         therefore backpropagates only into the steps of its own chunk — at most ``N`` steps, and
         exactly the last ``N`` steps for a loss at the final step ("Truncate300" in the aux-loss
-        paper, PAPERS §6.3). Gradients w.r.t. inputs in earlier chunks are exactly zero.
+        paper, docs/aux.md#anchors-and-segments). Gradients w.r.t. inputs in earlier chunks are exactly zero.
 
         ``grad_steps`` (optional, ``[T]`` bools, with ``tbptt``): chunks with no True step are
         run without building a graph (no loss reads them), which makes truncation cheap for

@@ -1,10 +1,10 @@
 """Adding problem T=200: updates until the MSE falls below 0.01.
 
-Compares an LSTM with forget bias 1, the chrono-initialised LSTM (t_max = T, PAPERS §7.2), the
+Compares an LSTM with forget bias 1, the chrono-initialised LSTM (t_max = T, docs/chrono.md#choosing-t_max), the
 Gaussian-gated g-LSTM (gates laid out over the T steps) and the KAF-gated LSTM, all of the same
-width. The trivial baseline (always answer 1) has MSE 1/6 ≈ 0.167 (PAPERS §1.4); the target 0.01
+width. The trivial baseline (always answer 1) has MSE 1/6 ≈ 0.167 (docs/tasks.md#adding); the target 0.01
 is 6% of it. Settings: Adam 1e-3, clip 1.0, batch 32, full BPTT (the g-LSTM and KAF papers'
-settings are unknown, PAPERS §4.5/§5.3; the chrono paper used RMSprop and 128 units).
+settings are unknown, docs/glstm.md#experiments-and-settings, docs/kaf.md#experiments-and-settings; the chrono paper used RMSprop and 128 units).
 
 Each model trains for at most ``--updates`` updates (default 10,000) and stops as soon as the
 evaluation MSE (``--eval-batches`` x 100 held-out sequences, every ``--eval-every`` updates)

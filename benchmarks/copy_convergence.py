@@ -1,6 +1,6 @@
 """Copy task T=100: updates until the cross-entropy falls below 10% of the memoryless baseline.
 
-The NRU paper's first experiment (PAPERS §2.5, §2.9): batch 10, Adam 1e-3 with gradient clipping
+The NRU paper's first experiment (docs/nru.md#experiments-and-settings, docs/nru.md#headline-claim-and-results): batch 10, Adam 1e-3 with gradient clipping
 1.0 (NRU: AMSGrad, clip 0.5), full BPTT, cross-entropy averaged over all T+20 steps, about 23.5k
 parameters per model:
 
@@ -36,7 +36,7 @@ from _common import print_race_table, race
 
 from agents.supervised import TrainConfig
 
-#: label -> (cell, hidden size, cell options, TrainConfig overrides), PAPERS §2.5.
+#: label -> (cell, hidden size, cell options, TrainConfig overrides), docs/nru.md#experiments-and-settings.
 MODELS = {
     "nru": ("nru", 80, {"memory_size": 64, "num_heads": 4}, {"optimizer": "amsgrad", "clip": 0.5}),
     "lstm": ("lstm", 70, {"peepholes": True, "forget_bias": 1.0}, {}),

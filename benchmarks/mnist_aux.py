@@ -1,4 +1,4 @@
-"""Sequential MNIST: truncated LSTM vs r-LSTM (the auxiliary-loss paper's sanity check, PAPERS §6.8).
+"""Sequential MNIST: truncated LSTM vs r-LSTM (the auxiliary-loss paper's sanity check, docs/aux.md#pitfalls).
 
 Trinh et al. (2018, Table 2) report that an LSTM whose classification gradient flows back only over
 the last 300 of the 784 pixels ("LSTM Truncate300") collapses on MNIST (11.3% test accuracy), while
@@ -6,7 +6,7 @@ the same LSTM with the unsupervised reconstruction loss ("r-LSTM Truncate300") r
 script trains both on the same data and prints how far each gets within a fixed budget of updates;
 ``--full`` adds the full-BPTT LSTM (98.3% in the paper) as the reference.
 
-Setting (PAPERS §6.2-6.3, as in the ``aux`` suite at paper scale):
+Setting (docs/aux.md, as in the ``aux`` suite at paper scale):
 - Data: the embedded 5,000 real MNIST digits (4,000 train / 500 validation / 500 test), or full MNIST
   through ``MEMENVS_DATA``; ``--task PermutedMNIST-v0`` for pMNIST. Pixels are fed as 256 intensity
   tokens through a learned 128-d embedding, as in the paper ([V-src] slides), not as floats.

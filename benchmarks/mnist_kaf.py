@@ -1,7 +1,6 @@
 """Sequential MNIST: LSTM vs KAF-gated LSTM of the same width (the KAF paper's claim: faster convergence).
 
-Both models read the 784 pixels of a digit one per step and name it at the end (PAPERS §1.5,
-§5.3). Data: the embedded 5,000 real MNIST digits (4,000 train / 500 validation / 500 test), or
+Both models read the 784 pixels of a digit one per step and name it at the end (docs/tasks.md#pixel-mnist, docs/kaf.md#experiments-and-settings). Data: the embedded 5,000 real MNIST digits (4,000 train / 500 validation / 500 test), or
 full MNIST through ``MEMENVS_DATA``. Same width, Adam 1e-3, clip 1.0; the KAF gates start as plain
 sigmoids (kernel ridge fit to the identity), so the two models start from the same function.
 

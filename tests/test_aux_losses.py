@@ -1,4 +1,4 @@
-"""Tests for agents.losses.auxiliary: r-/p-style auxiliary losses at random anchors (PAPERS §6)."""
+"""Tests for agents.losses.auxiliary: r-/p-style auxiliary losses at random anchors (docs/aux.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests for agents.losses.budget: the g-LSTM budget loss and update accounting (PAPERS §4.3)."""
+"""Tests for agents.losses.budget: the g-LSTM budget loss and update accounting (docs/glstm.md#budget-loss)."""
 
 from __future__ import annotations
 

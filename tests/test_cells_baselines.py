@@ -86,7 +86,7 @@ def test_sru_statistics_are_exponential_moving_averages():
 
 
 def test_sru_paper_budgets():
-    """The NRU paper's settings (PAPERS §2.5) have the parameter counts of the SRU's layer sizes."""
+    """The NRU paper's settings (docs/nru.md#experiments-and-settings) have the parameter counts of the SRU's layer sizes."""
     def expected(i, h, phi, r, n_alpha):
         stats = n_alpha * phi
         return (stats * r + r) + ((i + r) * phi + phi) + (stats * h + h)

@@ -1,4 +1,4 @@
-"""The recurrent-cell contract (DESIGN §3), checked for every registered cell.
+"""The recurrent-cell contract (docs/contracts.md#cell-contract), checked for every registered cell.
 
 Parametrised over ``agents.list_cells()``, so a new cell is covered as soon as it is registered.
 A cell whose module does not exist yet is skipped ("not implemented yet"); any other import

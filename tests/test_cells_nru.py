@@ -15,7 +15,7 @@ from agents.cells.nru import NRUCell
 
 
 def numpy_nru_step(cell: NRUCell, x: np.ndarray, h: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """One NRU step written out per sample and per head from the paper's equations (PAPERS §2.2)."""
+    """One NRU step written out per sample and per head from the paper's equations (docs/nru.md#cell-equations)."""
     W = {name: getattr(cell, name).weight.detach().numpy() for name in ("hidden", "alpha", "beta", "write", "erase")}
     b = {name: getattr(cell, name).bias.detach().numpy() for name in ("hidden", "alpha", "beta", "write", "erase")}
     k, size, r = cell.num_heads, cell.memory_size, cell.root
@@ -100,7 +100,7 @@ def test_bad_options_raise(kwargs: dict) -> None:
 
 
 def test_parameter_count_of_copy_configuration() -> None:
-    """PAPERS §2.5: NRU hidden 80, memory 64, 4 heads, 10 inputs and a 9-way readout: 23,569."""
+    """docs/nru.md#experiments-and-settings: NRU hidden 80, memory 64, 4 heads, 10 inputs and a 9-way readout: 23,569."""
     cell = make_cell("nru", 10, 80, memory_size=64, num_heads=4)
     readout = nn.Linear(80, 9)
     total = sum(p.numel() for p in cell.parameters()) + sum(p.numel() for p in readout.parameters())

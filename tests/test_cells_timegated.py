@@ -132,7 +132,7 @@ def test_glstm_bad_options_raise(kwargs: dict) -> None:
 
 
 def phased_gate(t: float, tau: float, shift: float, r_on: float, leak: float) -> float:
-    """The piecewise Phased LSTM gate, written from PAPERS §4.1 with Python's float modulo."""
+    """The piecewise Phased LSTM gate, written from docs/glstm.md#background-phased-lstm with Python's float modulo."""
     phi = ((t - shift) % tau) / tau
     if phi < r_on / 2:
         return 2 * phi / r_on

@@ -110,7 +110,7 @@ def read_rows(path):
 @pytest.mark.parametrize("T", [5, 30])
 def test_copy_all_memoryless_ce_equals_analytic_baseline(T):
     """Blank with certainty until the recall phase, then uniform over the 8 data symbols:
-    CE per step over all T+20 steps must be 10·ln 8 / (T+20) (PAPERS §1.1)."""
+    CE per step over all T+20 steps must be 10·ln 8 / (T+20) (docs/tasks.md#copy)."""
     task = memenvs.make_task("copy", delay=T, score="all")
     batch = task.sample(6, np.random.default_rng(0))
     steps, B = batch.mask.shape

@@ -1,4 +1,4 @@
-"""g-LSTM: the Gaussian-gated LSTM (Thornton, Anumula & Liu, 2019; PAPERS.md §4.2-4.3).
+"""g-LSTM: the Gaussian-gated LSTM (Thornton, Anumula & Liu, 2019; docs/glstm.md).
 
 Phased LSTM's periodic time gate replaced by one smooth Gaussian bump per unit, so each unit is
 awake in one learnable window of the sequence and copies its state elsewhere.
@@ -42,7 +42,7 @@ class GLSTMCell(TimeGatedLSTM):
     ``k_t > gate_threshold``, divided by the batch size, i.e. the number of (unit, step) updates
     a sparse implementation must compute per sequence; ``1 - update_count / (T * H)`` is the
     fraction of updates skipped. ``gate_openness`` (``[T, B, H]``, differentiable) feeds the
-    budget loss (PAPERS §4.3).
+    budget loss (docs/glstm.md#budget-loss).
 
     Args:
         input_size, hidden_size: as for every cell.
@@ -52,11 +52,11 @@ class GLSTMCell(TimeGatedLSTM):
             main benchmark. May be changed after construction (the layout scales with it).
         gate_threshold: gate value above which a (unit, step) counts as an update, in [0, 1).
             Default 0.01: skipping a step with ``k <= 0.01`` moves the state by at most 1% of
-            the proposed change. The paper's value is unknown (PAPERS [U]).
+            the proposed change. The paper's value is unknown ((unverified)).
         sigma_init: initial ``sigma`` of every unit as a fraction of ``expected_length``
-            (default 0.1, a common width that covers each step with many units; PAPERS [U]).
+            (default 0.1, a common width that covers each step with many units; (unverified)).
         two_sigma_sq: whether the exponent has the factor 2 (``2 sigma^2``, the usual Gaussian,
-            default) or not (``sigma^2``); PAPERS marks the paper's form [U]. It only changes
+            default) or not (``sigma^2``); docs/ marks the paper's form [U]. It only changes
             the meaning of ``sigma``.
         mu_init: ``"spread"`` (default: centres evenly over ``[0, L]``) or a fraction of ``L``
             in [0, 1] where every unit's gate starts (e.g. 0: all at the first step, a poor

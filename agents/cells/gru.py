@@ -34,9 +34,9 @@ class GRUCell(FusedCell):
         input_size: features per input step.
         hidden_size: units H.
         init: ``"default"``: ``nn.GRU``'s uniform ±1/sqrt(H) weights and all biases 0 (the NRU
-            paper's GRU baseline, PAPERS §2.5); ``"chrono"``: the same weights and
+            paper's GRU baseline, docs/nru.md#experiments-and-settings); ``"chrono"``: the same weights and
             ``b_iz = log(U[1, t_max - 1])``, every other bias 0 (:func:`agents.init.chrono_init`;
-            the sign is + because ``z`` keeps the state, PAPERS §3.2).
+            the sign is + because ``z`` keeps the state, docs/chrono.md#the-chrono-rule).
         t_max: longest time constant for ``init="chrono"``, in time steps, >= 2; required then.
         weight_init: ``"uniform"`` (default: ``nn.GRU``'s draw) or ``"xavier"`` (Xavier-normal
             input and orthogonal recurrent weights, the NRU reference code's baselines;

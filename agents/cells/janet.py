@@ -52,7 +52,7 @@ class JANETCell(GateCandidateCell):
         h' = f * h + (1 - f) * tanh(W_c x + U_c h + b_c)
 
     The forget gate also plays the input gate, so a unit that keeps its state (f near 1) ignores
-    the input. This is the form of PAPERS §2.6 and of the NRU paper's JANET baseline; the original
+    the input. This is the form of docs/nru.md#baselines and of the NRU paper's JANET baseline; the original
     paper additionally shifts the input gate to ``1 - sigmoid(s_f - beta)`` with beta = 1, which
     is not done here. Chrono initialisation (the method's default) sets
     ``b_f = log(U[1, t_max - 1])`` and ``b_c = 0`` (:func:`agents.init.chrono_init`); weights are
@@ -65,7 +65,7 @@ class JANETCell(GateCandidateCell):
         input_size: features per input step.
         hidden_size: units H.
         t_max: longest chrono time constant, in time steps (>= 2). Default 120 = T + 20 for the
-            copy task with delay T = 100, the rule of the NRU paper's runs (PAPERS §3.2) for this
+            copy task with delay T = 100, the rule of the NRU paper's runs (docs/chrono.md#the-chrono-rule) for this
             benchmark's default copy task; set it to the dependency length of your data.
     """
 

@@ -1,4 +1,4 @@
-"""Flexible gates with Kernel Activation Functions (Scardapane et al., 2018; PAPERS.md §5).
+"""Flexible gates with Kernel Activation Functions (Scardapane et al., 2018; docs/kaf.md).
 
 A KAF is a per-unit learnable scalar function, a Gaussian-kernel expansion over a fixed
 dictionary; the flexible gate ``sigmoid(KAF(s) / 2 + s / 2)`` keeps gate values in (0, 1) while
@@ -462,7 +462,7 @@ class _KAFCell(RecurrentCell):
 
 
 class KAFLSTMCell(_KAFCell):
-    """LSTM whose input, forget and output gates are flexible KAF gates (PAPERS §5.2).
+    """LSTM whose input, forget and output gates are flexible KAF gates (docs/kaf.md#flexible-gate).
 
     ``i, f, o = sigmoid(KAF(s)/2 + s/2)`` with ``s`` the usual pre-activations, one KAF unit per
     gate and hidden unit; the candidate keeps ``tanh``. Parameters use ``nn.LSTM``'s layout and
@@ -486,7 +486,7 @@ class KAFLSTMCell(_KAFCell):
             same rule (:func:`agents.init.init_lstm_`): the KAF-LSTM starts from the LSTM it is
             compared with, and only the gates differ.
 
-    Which gates are flexible and the 1/2 weights are recalled, not verified (PAPERS [R]/[U]).
+    Which gates are flexible and the 1/2 weights are recalled, not verified ((unverified)/[U]).
     """
 
     num_chunks = 4
@@ -526,7 +526,7 @@ class KAFLSTMCell(_KAFCell):
 
 
 class KAFGRUCell(_KAFCell):
-    """GRU whose update (z) and reset (r) gates are flexible KAF gates (PAPERS §5.2).
+    """GRU whose update (z) and reset (r) gates are flexible KAF gates (docs/kaf.md#flexible-gate).
 
     ``nn.GRU`` equations, layout and init (``weight_ih [3H, I]``, order r, z, n)::
 

@@ -37,7 +37,7 @@ class LSTMCell(FusedCell):
         input_size: features per input step.
         hidden_size: units H.
         forget_bias: initial forget-gate bias (default 1.0, the usual LSTM baseline and the NRU
-            paper's, PAPERS §2.5/§3.5). It is put on ``bias_ih`` only; ``bias_hh`` and all other
+            paper's, docs/nru.md#experiments-and-settings, docs/chrono.md#experiments-and-settings). It is put on ``bias_ih`` only; ``bias_hh`` and all other
             biases start at 0, because PyTorch adds the two vectors. ``None`` keeps
             ``nn.LSTM``'s own initialisation of both bias vectors (uniform ±1/sqrt(H)).
         peepholes: add the diagonal peephole weights ``p_i, p_f, p_o`` (default False; the NRU
@@ -47,7 +47,7 @@ class LSTMCell(FusedCell):
             ``"chrono"`` (chrono biases, which override ``forget_bias``). Both by
             :func:`agents.init.init_lstm_`, the rule every LSTM-family cell shares.
         t_max: longest time constant for ``init="chrono"``, in time steps, >= 2; required then,
-            because it must match the data (e.g. 3T/2 for copy with delay T, PAPERS §3.2).
+            because it must match the data (e.g. 3T/2 for copy with delay T, docs/chrono.md#the-chrono-rule).
         weight_init: ``"uniform"`` (default: ``nn.LSTM``'s draw) or ``"xavier"`` (Xavier-normal
             input and orthogonal recurrent weights, the NRU reference code's baselines;
             :data:`agents.init.WEIGHT_INITS`).

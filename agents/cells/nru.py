@@ -1,4 +1,4 @@
-"""NRU: the Non-saturating Recurrent Unit (Chandar et al., AAAI 2019; PAPERS.md §2).
+"""NRU: the Non-saturating Recurrent Unit (Chandar et al., AAAI 2019; docs/nru.md).
 
 A ReLU hidden state plus a separate memory vector that is updated purely additively by learned
 write and erase directions with unbounded (linear) strengths, so nothing on the memory path can

@@ -1,4 +1,4 @@
-"""Phased LSTM (Neil, Pfeiffer & Liu, NIPS 2016; PAPERS.md §4.1) and the time-gated LSTM base
+"""Phased LSTM (Neil, Pfeiffer & Liu, NIPS 2016; docs/glstm.md#background-phased-lstm) and the time-gated LSTM base
 it shares with the g-LSTM (:mod:`agents.cells.glstm`).
 
 A time-gated LSTM computes an ordinary LSTM proposal ``(c~_t, h~_t)`` and mixes it with the old

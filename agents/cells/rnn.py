@@ -16,7 +16,7 @@ class RNNCell(FusedCell):
     """Elman RNN: ``h' = act(LN(W x + b_ih + U h + b_hh))``.
 
     ``act`` is tanh or ReLU; ``LN`` is an optional LayerNorm (with its own gain and bias) on the
-    pre-activation, as in all plain-RNN baselines of the NRU paper (PAPERS §2.5, pitfall 10).
+    pre-activation, as in all plain-RNN baselines of the NRU paper (docs/nru.md#experiments-and-settings, pitfall 10).
     The parameters live in ``self.rnn``, an ``nn.RNN`` (``weight_ih``, ``weight_hh``,
     ``bias_ih``, ``bias_hh`` point at them): without LayerNorm every forward runs PyTorch's fused
     kernel (in one call, resets included, for ReLU; tanh is cut where some sample resets, see
@@ -90,7 +90,7 @@ class RNNCell(FusedCell):
 
 
 class LeakyRNNCell(RNNCell):
-    """Leaky RNN of the chrono paper's warping study (Tallec & Ollivier 2018, PAPERS §3.1):
+    """Leaky RNN of the chrono paper's warping study (Tallec & Ollivier 2018, docs/chrono.md#the-chrono-rule):
     ``h' = a * act(LN(W x + b_ih + U h + b_hh)) + (1 - a) * h`` with a learned leak ``a`` per unit.
 
     A leak ``a`` makes the unit a first-order filter with time constant ``1 / a`` steps, which is
@@ -105,7 +105,7 @@ class LeakyRNNCell(RNNCell):
             smallest maximum warp of the paper's study). Each unit starts with ``a = 1 / c``,
             ``c ~ U[1, max_warp]``: time constants spread over the warps a variable-warping
             task draws (``r ~ U{1..max_warp}``). The reproduction draws ``a ~ U[1/max_warp,
-            1/10]`` instead (PAPERS §3.6 item 6), which leaves out fast units.
+            1/10]`` instead (docs/chrono.md#pitfalls item 6), which leaves out fast units.
 
     Always runs the per-step loop (the leak has no fused kernel), ``x W_ih`` precomputed.
     """
@@ -153,7 +153,7 @@ class LeakyRNNCell(RNNCell):
 
 
 class GatedRNNCell(GateCandidateCell):
-    """Gated RNN of the chrono paper (Tallec & Ollivier 2018, PAPERS §3.1): one learned gate
+    """Gated RNN of the chrono paper (Tallec & Ollivier 2018, docs/chrono.md#the-chrono-rule): one learned gate
     decides, per unit and step, how much of the new candidate enters the state.
 
     Equations (gate order g, candidate)::
@@ -171,7 +171,7 @@ class GatedRNNCell(GateCandidateCell):
         input_size: features per input step.
         hidden_size: units H.
         t_max: longest chrono time constant in steps (>= 2). Default 10 = the smallest maximum
-            warp of the paper's warping study, where ``t_max = max_warp`` (PAPERS §3.6 item 6);
+            warp of the paper's warping study, where ``t_max = max_warp`` (docs/chrono.md#pitfalls item 6);
             set it to the dependency length of your data.
 
     Runs the per-step loop with ``x W`` precomputed. State: ``h`` ``[B, H]``, zeros at a start.

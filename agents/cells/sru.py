@@ -3,7 +3,7 @@
 Not the "Simple Recurrent Unit" of Lei et al.: this SRU has no gates at all. It keeps exponential
 moving averages of ReLU features at several fixed decay rates, so a few slow averages (alpha
 close to 1) hold information for ~1/(1-alpha) steps while fast ones track the present
-(PAPERS.md §2.5, §2.6).
+(docs/nru.md#experiments-and-settings, docs/nru.md#baselines).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class StatisticalRecurrentCell(RecurrentCell):
     ``A phi r + r + (I + r) phi + phi + A phi H + H``.
 
     Defaults are the NRU paper's copy-task setting (hidden 60, phi 55, r 16, ~23k parameters with
-    a 9-way readout, PAPERS §2.5); its psMNIST setting is hidden 150, ``phi_size=155``,
+    a 9-way readout, docs/nru.md#experiments-and-settings); its psMNIST setting is hidden 150, ``phi_size=155``,
     ``r_size=50``.
 
     Args:

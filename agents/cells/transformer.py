@@ -1,4 +1,4 @@
-"""A causal Transformer encoder behind the recurrent-cell contract (PAPERS.md §6.6).
+"""A causal Transformer encoder behind the recurrent-cell contract (docs/aux.md#experiments-and-settings).
 
 The auxiliary-loss paper (Trinh et al. 2018) compares r-/p-LSTM against a Transformer of similar
 size on pixel MNIST / pMNIST / CIFAR-10. To let both harnesses run it like any cell, the
@@ -98,7 +98,7 @@ class TransformerCell(RecurrentCell):
     episode start. Both are zero at an episode start. Output: ``out_t`` (``output_size ==
     hidden_size``).
 
-    The auxiliary-loss paper only says "a Transformer of comparable size" (PAPERS §6.6 [U]), so
+    The auxiliary-loss paper only says "a Transformer of comparable size" (docs/aux.md#experiments-and-settings (unverified)), so
     the defaults are a small standard encoder: 2 layers, 4 heads, feed-forward 4x wide (the
     Vaswani ratio), context 1024 (covers the paper's 784-step MNIST and 1024-step CIFAR-10
     sequences), no dropout.

@@ -1,4 +1,4 @@
-"""Orthogonal-transition baselines of the NRU paper: EURNN and GORU (PAPERS.md §2.6).
+"""Orthogonal-transition baselines of the NRU paper: EURNN and GORU (docs/nru.md#baselines).
 
 Both keep the recurrent matrix exactly orthogonal throughout training by parametrising it as a
 product of Givens rotations (Jing et al. 2017, "Tunable Efficient Unitary Neural Networks"), so
@@ -193,7 +193,7 @@ class EURNNCell(_OrthogonalCell):
         input_size: features per step.
         hidden_size: N.
         capacity: layers of the tunable layout (default 2, the reference code's default; the NRU
-            paper's setting is not known, PAPERS §2.5 [U]). Must be None with ``layout="fft"``;
+            paper's setting is not known, docs/nru.md#experiments-and-settings (unverified)). Must be None with ``layout="fft"``;
             None with ``"tunable"`` means 2.
         layout: ``"tunable"`` (default) or ``"fft"`` (see the module docstring).
     """

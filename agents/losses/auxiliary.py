@@ -1,4 +1,4 @@
-"""Auxiliary reconstruction / prediction losses at random anchors (r-LSTM / p-LSTM; PAPERS §6).
+"""Auxiliary reconstruction / prediction losses at random anchors (r-LSTM / p-LSTM; docs/aux.md).
 
 Trinh, Dai, Luong & Le (ICML 2018) train a recurrent classifier on very long sequences with an
 extra unsupervised loss: at randomly sampled *anchor* steps, a separate decoder, started from the
@@ -70,12 +70,12 @@ class AuxiliaryLoss(nn.Module):
         prediction:     segment = steps a+1 .. a+l    valid anchors a in [0, T-1-l]
         main cell:      no gradient over steps 0 .. a-w-1, gradient over a-w .. a (clipped at 0)
 
-    This is the layout of the paper's figure and of PAPERS §6.7 ([V-src]/[U]): the state at the
+    This is the layout of the paper's figure and of docs/aux.md#anchors-and-segments ([V-src]/[U]): the state at the
     anchor has read ``x_a``, and the reconstructed segment ends just before it. With the default
     ``w = l`` the reconstruction gradient stops exactly at the segment start, as in the paper.
     For prediction the paper gives no window ([R]); we use the same ``w`` steps before the anchor.
 
-    Decoder ([V-src] slides, PAPERS §6.2): a 2-layer LSTM whose bottom layer starts from the main
+    Decoder ([V-src] slides, docs/aux.md#architecture): a 2-layer LSTM whose bottom layer starts from the main
     state at the anchor and whose top layer starts at zero, followed by a 2-layer feed-forward head
     ``Linear -> ReLU -> Dropout -> Linear``. "Dropout 0.5 on the second FFN layer" is read as dropout
     on the input of the second layer ([U]). The decoder is fed the segment with teacher forcing: at

@@ -1,7 +1,7 @@
 """The g-LSTM computational budget: a loss on gate openness and a count of performed updates.
 
 A time-gated cell (g-LSTM, Phased LSTM) only needs to compute a unit's update at the steps where
-its time gate ``k`` is open; elsewhere the state is copied. Thornton et al. (2019; PAPERS §4.3)
+its time gate ``k`` is open; elsewhere the state is copied. Thornton et al. (2019; docs/glstm.md#budget-loss)
 add ``λ · (gate openness)`` to the task loss to shrink the open windows, and report the number of
 (unit, step) updates performed. Time-gated cells expose the ``[T, B, H]`` gate values of their
 last forward as ``cell.gate_openness`` and the number of updates above their threshold as

@@ -82,7 +82,7 @@ class RecurrentPPO(OnPolicyAlgorithm):
             ``segment_length=min(8, seq_len - 1)``, smaller decoder (``decoder_hidden=64``,
             ``ffn_hidden=64``, ``dropout=0.0``) than the paper's since RL observations are small.
         budget_coef: weight of the g-LSTM computational budget loss (mean gate openness of
-            time-gated cells; 0 disables it; PAPERS §4.3).
+            time-gated cells; 0 disables it; docs/glstm.md#budget-loss).
         stats_window_size, tensorboard_log, policy_kwargs, verbose, seed, device: as SB3.
     """
 

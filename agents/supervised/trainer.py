@@ -87,7 +87,7 @@ class TrainingDiverged(RuntimeError):
 class TrainConfig:
     """Everything that defines a supervised run; saved as the run's ``config.json``.
 
-    Defaults follow the NRU paper's synthetic-task recipe (PAPERS §2.5: Adam 1e-3, batch 10, clip
+    Defaults follow the NRU paper's synthetic-task recipe (docs/nru.md#experiments-and-settings: Adam 1e-3, batch 10, clip
     1.0, full BPTT) where one exists.
 
     Attributes:

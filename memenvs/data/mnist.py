@@ -17,7 +17,7 @@ Splits (fixed, never overlapping; shuffles use ``np.random.RandomState(SPLIT_SEE
 
 - full MNIST (IDX / npz): the 60,000 training images are shuffled and the last sixth (10,000)
   becomes ``validation``, the rest (50,000) ``train``; ``test`` is the 10,000 t10k images in file
-  order. This is the NRU code's rule (PAPERS §1.5). An npz with ``x_val`` keeps its own split.
+  order. This is the NRU code's rule (docs/tasks.md#pixel-mnist). An npz with ``x_val`` keeps its own split.
 - embedded 5k: all 5,000 rows are shuffled, then ``train`` = the first 4,000, ``validation`` =
   the next 500, ``test`` = the last 500.
 """

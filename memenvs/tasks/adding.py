@@ -1,4 +1,4 @@
-"""Adding problem (Hochreiter & Schmidhuber 1997; Le et al. 2015 form; PAPERS §1.4)."""
+"""Adding problem (Hochreiter & Schmidhuber 1997; Le et al. 2015 form; docs/tasks.md#adding)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 from memenvs.core import DrawLayoutTask, ReferenceScores, SequenceBatch, check_length, register_task, uniform_integers
 from memenvs.render import shade_text
 
-#: Variance of the sum of two U[0, 1] values: the MSE of always predicting 1.0 (PAPERS §1.4).
+#: Variance of the sum of two U[0, 1] values: the MSE of always predicting 1.0 (docs/tasks.md#adding).
 BASELINE_MSE = 1.0 / 6.0
 
 
@@ -58,7 +58,7 @@ class AddingTask(DrawLayoutTask):
     Each step shows two channels: a value drawn from U[0, 1) and a marker bit. Exactly one step
     in the first half (steps ``[0, seq_len//2)``) and one in the second half (``[seq_len//2,
     seq_len)``) are marked. At the last step the model must output the sum of the two marked
-    values (PAPERS §1.4, the chrono paper's layout).
+    values (docs/tasks.md#adding, the chrono paper's layout).
 
     ## Observation Space
     ``Box(0, 1, (2,), float32)``: ``[value, marker]``.

@@ -1,5 +1,5 @@
 """Character-level language modelling on a text stream, scored in bits per character
-(PAPERS §1.6)."""
+(docs/tasks.md#character-streams)."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ class CharStreamTask(SequenceTask):
     An episode is a window of ``seq_len + 1`` consecutive characters from the chosen split, drawn
     at a uniformly random start. At every step the input is one character and the target is the
     next one; every step is scored. The supervised metric is bits per character, the mean
-    cross-entropy in nats divided by ln 2 (:func:`bits_per_character`; PAPERS §1.6).
+    cross-entropy in nats divided by ln 2 (:func:`bits_per_character`; docs/tasks.md#character-streams).
     Corpora (see :mod:`memenvs.data.text`): character-level Penn Treebank, text8, enwik8 (bytes)
     from local files, or the embedded default, 2,000,000 characters of the Python standard
     library's own source (1.8M / 100k / 100k characters for train / validation / test; about 100
@@ -65,7 +65,7 @@ class CharStreamTask(SequenceTask):
 
     ## Arguments
     - ``seq_len`` (int ≥ 1, default 150): steps per episode (the length knob). 150 is the NRU
-      char-PTB truncated-BPTT length (PAPERS §2.5).
+      char-PTB truncated-BPTT length (docs/nru.md#experiments-and-settings).
     - ``split`` ("train" | "validation" | "test", default "train").
     - ``corpus`` ("auto" | "stdlib" | "ptb" | "text8" | "enwik8", default "auto"): "auto" uses the
       first of PTB / text8 / enwik8 found in ``data_dir`` or ``$MEMENVS_DATA``, else "stdlib".

@@ -1,4 +1,4 @@
-"""Copying memory and variable copying memory (PAPERS §1.1, §1.2)."""
+"""Copying memory and variable copying memory (docs/tasks.md#copy, docs/tasks.md#variable-copy)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ class CopyTask(DrawLayoutTask):
     ## Description
     The input shows ``length`` random data symbols, then ``delay - 1`` blanks, then a marker, then
     ``length`` more blanks: ``delay + 2·length`` steps in all (Hochreiter & Schmidhuber 1997;
-    Arjovsky et al. 2016; PAPERS §1.1). After the marker the model must output the data symbols
+    Arjovsky et al. 2016; docs/tasks.md#copy). After the marker the model must output the data symbols
     in order; before that the target is blank.
 
     Symbols: ``0`` is blank, ``1..alphabet`` are data symbols, ``alphabet + 1`` is the marker, so
@@ -132,7 +132,7 @@ class CopyTask(DrawLayoutTask):
 
 
 class VariableCopyTask(CopyTask):
-    """Variable copying memory (Henaff et al. 2016; PAPERS §1.2): copy with a random delay.
+    """Variable copying memory (Henaff et al. 2016; docs/tasks.md#variable-copy): copy with a random delay.
 
     ## Description
     As :class:`CopyTask`, but the delay is drawn uniformly from ``[1, max_delay]`` for every

@@ -1,4 +1,4 @@
-"""Denoising (Jing et al. 2017; PAPERS §1.3): recall symbols scattered through a noisy stretch."""
+"""Denoising (Jing et al. 2017; docs/tasks.md#denoise): recall symbols scattered through a noisy stretch."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ class DenoiseTask(DrawLayoutTask):
     distinct random steps (in increasing order of position). Step ``delay`` shows a marker, then
     ``length`` blank steps follow, during which the model must output the data symbols in the
     order they appeared: ``delay + 1 + length`` steps in all. This is the NRU code's generator
-    (PAPERS §1.3). Unlike copy, the model cannot count steps from a fixed position: it must
+    (docs/tasks.md#denoise). Unlike copy, the model cannot count steps from a fixed position: it must
     recognise and store each symbol whenever it arrives.
 
     Symbols: ``0`` is blank, ``1..alphabet`` are data symbols, ``alphabet + 1`` is the marker

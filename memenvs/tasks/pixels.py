@@ -1,5 +1,5 @@
 """Pixel-by-pixel image classification: sequential / permuted MNIST and sequential CIFAR-10
-(PAPERS §1.5, §5.3, §6.4).
+(docs/tasks.md#pixel-mnist, docs/kaf.md#experiments-and-settings, docs/aux.md#experiments-and-settings).
 
 An image is fed one pixel per step and its class is scored once, at the last step. The memory
 demand is the whole image: the label depends on pixels hundreds of steps back.
@@ -193,7 +193,7 @@ class SequentialMNISTTask(PixelSequenceTask):
 
     ## Description
     The 28x28 image is shown row by row, one pixel per step (784 steps); the digit's class is
-    scored at the last step (PAPERS §1.5). With ``extra_step=True`` a blank 785th step is
+    scored at the last step (docs/tasks.md#pixel-mnist). With ``extra_step=True`` a blank 785th step is
     appended and the class is scored there instead, as in the NRU code. Data: local MNIST files
     or the embedded 5,000 real digits (see :mod:`memenvs.data.mnist`, which documents the fixed
     train / validation / test splits).
@@ -218,7 +218,7 @@ class SequentialMNISTTask(PixelSequenceTask):
     - ``split`` ("train" | "validation" | "test", default "train"): which images episodes use.
     - ``pixels`` ("float" | "tokens", default "float").
     - ``extra_step`` (bool, default False): append a blank step and score the class there.
-      False keeps the standard 784-step definition (PAPERS §1.5); True matches the NRU code.
+      False keeps the standard 784-step definition (docs/tasks.md#pixel-mnist); True matches the NRU code.
     - ``side`` (int dividing 28, default 28): show the image shrunk to ``side x side`` by
       averaging ``28/side``-pixel blocks (14 gives 196 steps): the same task at a cost a small
       CPU can afford, for the small-scale experiments; 28 is the papers' task.
@@ -255,7 +255,7 @@ class PermutedMNISTTask(SequentialMNISTTask):
 
     ## Description
     As :class:`SequentialMNISTTask`, but the 784 pixel positions are shown in one fixed random
-    order, the same for every image, split, process and machine (PAPERS §1.5). The permutation
+    order, the same for every image, split, process and machine (docs/tasks.md#pixel-mnist). The permutation
     spreads the informative centre pixels over the whole sequence, so dependencies are long
     everywhere. It is ``np.random.RandomState(permutation_seed).permutation(784)`` (RandomState's
     stream is frozen across numpy versions), exposed as ``task.permutation``: step ``t`` shows
@@ -267,7 +267,7 @@ class PermutedMNISTTask(SequentialMNISTTask):
 
     ## Arguments
     - ``permutation_seed`` (int ≥ 0, default 50): seed of the permutation; 50 is the seed of the
-      NRU code's MNIST RNG (PAPERS §1.5), whose exact draw order we do not reproduce.
+      NRU code's MNIST RNG (docs/tasks.md#pixel-mnist), whose exact draw order we do not reproduce.
     - ``split``, ``pixels``, ``extra_step``, ``data_dir``, ``side``: as :class:`SequentialMNISTTask`
       (with ``side`` the permutation is of the ``side**2`` shrunk pixels).
 
@@ -308,7 +308,7 @@ class SequentialCIFAR10Task(PixelSequenceTask):
     ## Description
     The image is shown in row-major pixel order and its class (airplane, automobile, bird, cat,
     deer, dog, frog, horse, ship, truck) is scored at the last step. How the aux-loss paper
-    tokenised RGB is not known (PAPERS §6.4 [U]), so the layout is a parameter:
+    tokenised RGB is not known (docs/aux.md#experiments-and-settings (unverified)), so the layout is a parameter:
 
     - ``"rgb"`` (default): 1,024 steps, each the pixel's (R, G, B); the most direct analogue of
       sMNIST, keeping one step per pixel.

@@ -1,4 +1,4 @@
-"""Time-warping task of the chrono paper (Tallec & Ollivier 2018; PAPERS §3.4 A)."""
+"""Time-warping task of the chrono paper (Tallec & Ollivier 2018; docs/chrono.md#experiments-and-settings A)."""
 
 from __future__ import annotations
 
