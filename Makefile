@@ -17,7 +17,7 @@ $(BIN)/.installed: pyproject.toml Makefile
 install: $(BIN)/.installed
 
 run: $(BIN)/.installed
-	$(BIN)/memory-bench suite all --scale smoke
+	$(BIN)/memory-bench suite demo --scale small
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q
