@@ -41,7 +41,13 @@ def _run_one_spec(name: str, args: argparse.Namespace, out: str | Path | None) -
     from agents.sweep.spec import apply_overrides, apply_scale, check_datasets, expand, load_spec, scale_names
 
     written = load_spec(name)
-    spec = load_spec(apply_overrides(apply_scale(written, args.scale), args.set))
+    device = []
+    if args.device is not None:
+        from agents.supervised.trainer import make_device
+
+        make_device(args.device)  # one clear error before any run, not one failed run each
+        device = [f"supervised.device={args.device}", f"rl.device={args.device}"]
+    spec = load_spec(apply_overrides(apply_scale(written, args.scale), device + list(args.set or [])))
     if out is None:
         out = default_sweep_dir(spec["name"] + (f"-{args.scale}" if args.scale else ""))
     runs = expand(spec)
@@ -90,6 +96,9 @@ def _add_run_options(p: argparse.ArgumentParser, default_scale: str | None) -> N
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a spec value by its dot path (repeatable); supervised.*, rl.* and hidden_size apply "
                    "to every run, e.g. --set supervised.updates=2000 --set seeds=2")
+    p.add_argument("--device", default=None,
+                   help="torch device of every run, e.g. cuda (default: the spec's, cpu); the same as "
+                   "--set supervised.device=D --set rl.device=D")
     p.add_argument("--allow-subset", action="store_true",
                    help="let a paper-scale run use an embedded data subset (e.g. 5,000 MNIST digits) instead of the "
                    "full dataset in $MEMENVS_DATA")
