@@ -16,6 +16,8 @@ class SigmoidGatedCell(RecurrentCell):
     """Stand-in time-gated cell: unit j's gate at step t is sigmoid(a_j t + b_j); counts updates
     above ``threshold`` per sequence, like the library's time-gated cells."""
 
+    time_gated = True  # the contract: a cell that sets gate_openness / update_count says so
+
     def __init__(self, input_size: int, hidden_size: int, threshold: float = 0.5) -> None:
         super().__init__(input_size, hidden_size)
         self.lin = nn.Linear(input_size, hidden_size)

@@ -29,7 +29,7 @@ def budget_loss(cell: RecurrentCell, weight: float) -> Tensor:
     restores these attributes, so it is safe to compute it in between).
     """
     weight = check_float("weight", weight, low=0.0)
-    openness = getattr(cell, "gate_openness", None)
+    openness = cell.gate_openness if cell.time_gated else None
     if openness is None:
         return torch.zeros((), device=cell.device, dtype=cell.dtype)
     return weight * openness.mean()
@@ -44,12 +44,10 @@ def update_counts(cell: RecurrentCell) -> tuple[float, float]:
     without time gates updates every unit at every step; its sizes are unknown here, so it reports
     ``(1.0, 1.0)``, i.e. a fraction of 1.
     """
-    openness = getattr(cell, "gate_openness", None)
-    count = getattr(cell, "update_count", None)
-    if openness is None or count is None:
+    if not cell.time_gated or cell.gate_openness is None or cell.update_count is None:
         return 1.0, 1.0
-    steps, batch, units = openness.shape
-    return float(count), float(steps * units)
+    steps, batch, units = cell.gate_openness.shape
+    return float(cell.update_count), float(steps * units)
 
 
 def update_fraction(cell: RecurrentCell, threshold: float | None = None) -> float:
@@ -59,7 +57,7 @@ def update_fraction(cell: RecurrentCell, threshold: float | None = None) -> floa
     ``threshold`` it counts gate values strictly above ``threshold`` instead, e.g. to sweep the
     threshold ε ([U] in the paper) after training.
     """
-    openness = getattr(cell, "gate_openness", None)
+    openness = cell.gate_openness if cell.time_gated else None
     if threshold is not None:
         threshold = check_float("threshold", threshold, low=0.0, high=1.0)
         if openness is None:

@@ -35,7 +35,6 @@ from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 
 from agents.cells.base import RecurrentCell, State, make_cell, reset_state, select_state
-from agents.cells.plstm import TimeGatedLSTM
 from memenvs.core import check_bool, check_int
 
 #: A state as numpy arrays, as returned by and given to :meth:`CellPolicy.predict`.
@@ -273,7 +272,7 @@ class CellPolicy(ActorCriticPolicy):
         """
         if resets.shape[0] < 2 or not bool(resets[1:].any()):
             return None
-        if any(isinstance(cell, TimeGatedLSTM) for cell in self.cells):
+        if any(cell.time_gated for cell in self.cells):
             return None
         packing = _pack(resets)
         return packing if packing.length * packing.pieces <= 2 * resets.numel() else None
