@@ -23,7 +23,7 @@ from agents.supervised.runs import read_json, write_json
 from agents.sweep import expand, load_spec, run_sweep
 from agents.sweep.spec import apply_overrides, apply_scale, scale_names, shipped_specs, spec_path
 from agents.sweep.execute import rl_argv
-from agents.sweep.report import TIMING_COLUMNS, build_report
+from agents.sweep.report import TIMING_COLUMNS, build_report, curve_estimates, write_sweep_report
 from agents.sweep.runner import SweepDir, plan, prepare
 from agents.sweep.stats import competition_ranks, largest_solved, mean_interval, t_quantile
 
@@ -244,54 +244,182 @@ def test_set_shrinks_every_run_per_task_blocks_included():
 # --------------------------------------------------------------------------------------------
 
 
-def test_report_statistics_against_hand_computed_values(tmp_path):
-    spec = load_spec({
-        "name": "hand", "seeds": 3, "supervised": TINY,
-        "tasks": [{"task": "copy", "task_kwargs": {"delay": [3, 6, 12], "length": 2}}],
-        "cells": [{"label": "A", "cell": "gru"}, {"label": "B", "cell": "lstm"}, {"label": "C", "cell": "rnn"}],
-    })
+def hand_sweep(path: Path, spec: dict, summary_of) -> SweepDir:
+    """A prepared sweep whose runs hold the summaries ``summary_of(run)`` gives (None: a failed run)."""
+    spec = load_spec(spec)
     runs = expand(spec)
-    sweep = SweepDir(tmp_path / "hand")
+    sweep = SweepDir(path)
     prepare(spec, runs, sweep)
+    for run in runs:
+        run_dir = sweep.run_dir(run.id)
+        run_dir.mkdir(parents=True)
+        summary = summary_of(run)
+        if summary is None:
+            write_json(run_dir / "error.json", {"error": "RuntimeError: boom"})
+        else:
+            write_json(run_dir / "summary.json", summary)
+    return sweep
+
+
+def parse_estimate(text: str) -> tuple[float, float, float]:
+    """``"0.95 [0.9, 1]"`` -> (0.95, 0.9, 1.0); ``"0.5"`` (one seed) -> (0.5, 0.5, 0.5)."""
+    point, _, rest = text.partition(" [")
+    low, high = rest.rstrip("]").split(", ") if rest else (point, point)
+    return float(point), float(low), float(high)
+
+
+def test_report_statistics_against_hand_computed_values(tmp_path):
     scores = {  # (cell, delay) -> scores of seeds 0, 1, 2
         ("A", 3): [0.9, 1.0, 0.95], ("A", 6): [0.92, 0.92, 0.92], ("A", 12): [0.1, 0.2, 0.3],
         ("B", 3): [0.7, 0.8, 0.9], ("B", 6): [0.8, 0.9, 0.85], ("B", 12): [0.5, 0.6, 0.7],
         ("C", 3): [0.0, 0.1, 0.2], ("C", 6): [0.0, 0.0, 0.0], ("C", 12): [0.2, 0.2, 0.2],
     }
-    for run in runs:
-        run_dir = sweep.run_dir(run.id)
-        run_dir.mkdir(parents=True)
+
+    def summary(run):
         score = scores[(run.cell, run.knob_value)][run.seed]
-        if (run.cell, run.knob_value, run.seed) == ("C", 6, 2):  # a failed seed: excluded from C's mean
-            write_json(run_dir / "error.json", {"error": "RuntimeError: boom"})
-            continue
-        write_json(run_dir / "summary.json", {"status": "completed", "updates_per_second": 10.0 + run.seed,
-                                              "final": {"update": 3, "metrics": {"score": score, "ce": 1 - score}},
-                                              "best": {"metrics": {"score": score}}})
+        if (run.cell, run.knob_value, run.seed) == ("C", 6, 2):  # a failed seed: excluded from C's IQM
+            return None
+        return {"status": "completed", "updates_per_second": 10.0 + run.seed,
+                "final": {"update": 3, "metrics": {"score": score, "ce": 1 - score}}, "best": {"metrics": {"score": score}}}
+
+    sweep = hand_sweep(tmp_path / "hand", {
+        "name": "hand", "seeds": 3, "supervised": TINY,
+        "tasks": [{"task": "copy", "task_kwargs": {"delay": [3, 6, 12], "length": 2}}],
+        "cells": [{"label": "A", "cell": "gru"}, {"label": "B", "cell": "lstm"}, {"label": "C", "cell": "rnn"}],
+    }, summary)
     report = build_report(sweep.path)
-    cohort = report.cohorts[("copy delay=3", "A")]
-    assert cohort.metric.mean == pytest.approx(0.95)
-    assert cohort.metric.half_width == pytest.approx(4.302653 * 0.05 / math.sqrt(3), rel=1e-5)
-    assert cohort.speed == pytest.approx(11.0)
+    # With 3 seeds the IQM trims nothing: it is the mean; the bootstrap interval lies within [min, max].
+    estimate = report.cohorts[("copy delay=3", "A")].metric
+    assert estimate.point == pytest.approx(statistics.mean([0.9, 1.0, 0.95])) and estimate.n == 3
+    assert 0.9 <= estimate.low < estimate.point < estimate.high <= 1.0
+    constant = report.cohorts[("copy delay=6", "A")].metric  # equal seeds: no spread
+    assert constant.point == constant.low == constant.high == pytest.approx(0.92)
+    assert report.cohorts[("copy delay=3", "A")].speed == pytest.approx(11.0)
     failed = report.cohorts[("copy delay=6", "C")]
     assert failed.metric.n == 2 and failed.seeds_text() == "2/3 (1 failed)"
+    column = "score (final, IQM [95% CI])"
+    point, low, high = parse_estimate(report.leaderboards["copy delay=3"][0][column])
+    assert point == pytest.approx(0.95) and 0.9 <= low < point < high <= 1.0
     board = report.leaderboards["copy delay=12"]
     assert [(r["rank"], r["cell"]) for r in board] == [("1", "B"), ("2", "A"), ("2", "C")]  # A and C tie at 0.2
     assert board[0]["seeds"] == "3/3" and board[0]["updates/s"] == "11"
+    # P(better than next) over seed pairs: B beats A in all 9; A vs C: 3 losses, 3 ties (1/2), 3 wins
+    assert [r["P(better than next)"] for r in board] == ["1.00", f"{(3 * 0.5 + 3) / 9:.2f}", "–"]
+    # C's IQM on delay 6 is 0 (its two finished seeds score 0): not solved, no rank, listed last
+    assert [(r["rank"], r["cell"]) for r in report.leaderboards["copy delay=6"]] == [
+        ("1", "A"), ("2", "B"), ("not solved", "C")]
     overview = {r["cell"]: r for r in report.overview}
     assert [overview["A"][f"copy delay={d}"] for d in (3, 6, 12)] == ["1", "1", "2"]
+    assert [overview["C"][f"copy delay={d}"] for d in (3, 6, 12)] == ["3", "not solved", "2"]
     assert overview["A"]["top 2 on every task"] == "yes" and overview["B"]["top 2 on every task"] == "yes"
-    assert overview["C"]["top 2 on every task"] == "no"  # rank 3 on delays 3 and 6
-    assert overview["C"]["mean rank"] == f"{(3 + 3 + 2) / 3:.2f}"
-    scaling = {r["cell"]: r["copy (max delay)"] for r in report.scaling}
-    assert scaling == {"A": "6", "B": "none", "C": "none"}  # A: means 0.95, 0.92, 0.2 vs 0.9
-    # ranking by a loss metric flips the order
+    assert overview["C"]["top 2 on every task"] == "no"
+    assert overview["C"]["mean rank"] == f"{(3 + 2) / 2:.2f}" and overview["C"]["tasks solved"] == "2/3"
+    scaling = {r["cell"]: (r["copy (max delay)"], r["copy (memory score)"]) for r in report.scaling}
+    # A: IQMs 0.95, 0.92, 0.2 vs 0.9 -> solves 2 of 3 lengths; B: 0.8, 0.85, 0.6 -> none
+    assert scaling == {"A": ("6", f"{2 / 3:.2f} (2/3)"), "B": ("none", "0.00 (0/3)"), "C": ("none", "0.00 (0/3)")}
+    # ranking by a loss metric flips the order, and ranks every cell (no not-solved rule)
     manifest = read_json(sweep.manifest_path)
     write_json(sweep.manifest_path, {**manifest, "report": {**manifest["report"], "metric": "ce", "threshold": 0.1}})
     report = build_report(sweep.path)
     assert [r["cell"] for r in report.leaderboards["copy delay=3"]] == ["A", "B", "C"]
-    assert report.leaderboards["copy delay=3"][0]["score"] == mean_interval([0.9, 1.0, 0.95]).text()
-    assert {r["cell"]: r["copy (max delay)"] for r in report.scaling}["C"] == "12"  # threshold 0.1
+    assert [r["rank"] for r in report.leaderboards["copy delay=6"]] == ["1", "2", "3"]
+    point, low, high = parse_estimate(report.leaderboards["copy delay=3"][0]["score"])
+    assert point == pytest.approx(0.95) and 0.9 <= low < high <= 1.0
+    assert "tasks solved" not in report.overview[0]
+    # threshold 0.1: C's IQMs 0.1, 0, 0.2 solve delays 3 and 12
+    assert {r["cell"]: r["copy (max delay)"] for r in report.scaling}["C"] == "12"
+    assert {r["cell"]: r["copy (memory score)"] for r in report.scaling}["C"] == f"{2 / 3:.2f} (2/3)"
+
+
+def test_report_nobody_solves_a_task_at_the_memoryless_level(tmp_path):
+    def summary(run):  # every cell scores 0 (or below): nobody beats the memoryless reference
+        score = -0.1 if run.cell == "lstm" and run.seed == 0 else 0.0
+        return {"status": "completed", "updates_per_second": 5.0, "num_params": 10,
+                "final": {"update": 3, "metrics": {"score": score, "accuracy": 0.5}}}
+
+    sweep = hand_sweep(tmp_path / "zero", {
+        "name": "zero", "seeds": 2, "supervised": TINY,
+        "tasks": [{"task": "copy", "task_kwargs": {"delay": [3, 6], "length": 2}}],
+        "cells": [{"cell": "gru"}, {"cell": "lstm"}],
+    }, summary)
+    report = build_report(sweep.path)
+    for board in report.leaderboards.values():
+        assert [(r["cell"], r["rank"]) for r in board] == [("gru", "not solved"), ("lstm", "not solved")]
+    for row in report.overview:
+        assert row["copy delay=3"] == row["copy delay=6"] == "not solved"
+        assert row["mean rank"] == "–" and row["tasks solved"] == "0/2" and row["top 2 on every task"] == "no"
+    md_path = write_sweep_report(sweep.path)
+    md, page = md_path.read_text(), (md_path.parent / "report.html").read_text()
+    assert "| not solved | gru | 0 [0, 0] |" in md and "<td>not solved</td><td>gru</td>" in page
+    assert "IQM" in md and "Student" not in md
+    # accuracy is not a normalised score: every cell is ranked (here they tie), so both are top 2
+    manifest = read_json(sweep.manifest_path)
+    write_json(sweep.manifest_path, {**manifest, "report": {**manifest["report"], "metric": "accuracy"}})
+    report = build_report(sweep.path)
+    assert {r["cell"]: r["top 2 on every task"] for r in report.overview} == {"gru": "yes", "lstm": "yes"}
+    assert [r["rank"] for r in report.leaderboards["copy delay=3"]] == ["1", "1"]
+
+
+def test_report_params_hyper_parameters_speed_and_memory_score(tmp_path):
+    scores = {("chrono", 3): 0.95, ("chrono", 6): 0.5, ("chrono", 12): 0.91, ("gru", 3): 0.92, ("gru", 12): 0.2}
+    speeds = {"chrono": 1234.56, "gru": 0.42}
+
+    def summary(run):
+        if run.cell == "gru" and run.knob_value == 6:
+            return None  # every seed of this length failed: it counts as not solved
+        return {"status": "completed", "updates_per_second": speeds[run.cell], "num_params": 1000 + run.config["hidden_size"],
+                "final": {"update": 3, "metrics": {"score": scores[(run.cell, run.knob_value)]}}}
+
+    sweep = hand_sweep(tmp_path / "hp", {
+        "name": "hp", "seeds": 2, "supervised": TINY,
+        "tasks": [{"task": "copy", "task_kwargs": {"delay": [3, 6, 12], "length": 2}}],
+        "cells": [{"label": "chrono", "cell": "lstm", "hidden_size": 16, "cell_kwargs": {"init": "chrono", "t_max": 12},
+                   "supervised": {"lr": 0.01}},
+                  {"cell": "gru", "hidden_size": 8}],
+    }, summary)
+    report = build_report(sweep.path)
+    rows = {r["cell"]: r for r in report.leaderboards["copy delay=3"]}
+    assert (rows["chrono"]["params"], rows["chrono"]["hidden_size"], rows["chrono"]["cell_kwargs"]) == (
+        "1016", "16", "init=chrono, t_max=12")
+    assert (rows["gru"]["params"], rows["gru"]["hidden_size"], rows["gru"]["cell_kwargs"]) == ("1008", "8", "–")
+    assert (rows["chrono"]["lr"], rows["gru"]["lr"]) == ("0.01", "0.001")  # lr differs between the cells...
+    assert "batch_size" not in rows["gru"]  # ...the batch size does not
+    assert (rows["chrono"]["updates/s"], rows["gru"]["updates/s"]) == ("1235", "0.42")
+    assert rows["gru"]["params"] and report.leaderboards["copy delay=6"][1]["params"] == "–"  # gru failed there
+    # memory score: chrono solves delays 3 and 12 of 3 (largest 12); gru solves 3, fails 12, has no run at 6
+    scaling = {r["cell"]: (r["copy (max delay)"], r["copy (memory score)"]) for r in report.scaling}
+    assert scaling == {"chrono": ("12", f"{2 / 3:.2f} (2/3)"), "gru": ("3", f"{1 / 3:.2f} (1/3)")}
+    write_sweep_report(sweep.path)
+    with open(sweep.path / "report" / "results.csv", newline="") as f:
+        csv_rows = {(r["cell"], r["variant"], r["seed"]): r for r in csv.DictReader(f)}
+    row = csv_rows[("chrono", "copy delay=3", "0")]
+    assert (row["num_params"], row["hidden_size"], row["lr"]) == ("1016", "16", "0.01")
+    assert json.loads(row["cell_kwargs"]) == {"init": "chrono", "t_max": 12}
+    md = (sweep.path / "report" / "report.md").read_text()
+    assert "| chrono | 12 | 0.67 (2/3) |" in md and "memory score" in md
+
+
+def test_report_iqm_trims_the_outer_quartiles(tmp_path):
+    values = [0.0, 0.5, 0.6, 10.0]  # 4 seeds: the IQM drops one each side -> mean(0.5, 0.6)
+
+    def summary(run):
+        run_dir = tmp_path / "four" / "runs" / run.id
+        with open(run_dir / "metrics.csv", "w") as f:  # a learning curve: seed 3 alone logged update 6
+            f.write("update,eval_score\n0,0.0\n" + f"3,{values[run.seed]}\n" + ("6,0.7\n" if run.seed == 3 else ""))
+        return {"status": "completed", "final": {"update": 3, "metrics": {"score": values[run.seed]}}}
+
+    sweep = hand_sweep(tmp_path / "four", {
+        "name": "four", "seeds": 4, "supervised": TINY, "tasks": [{"task": "copy", "task_kwargs": {"delay": 3}}],
+        "cells": [{"cell": "gru"}]}, summary)
+    report = build_report(sweep.path)
+    estimate = report.cohorts[("copy", "gru")].metric
+    assert estimate.point == pytest.approx(0.55) and estimate.n == 4
+    assert 0.0 <= estimate.low <= estimate.point <= estimate.high <= 10.0
+    xs, band = curve_estimates(report.cohorts[("copy", "gru")], 0.95)
+    assert xs == [0.0, 3.0, 6.0]
+    assert band[0].point == band[0].low == band[0].high == 0.0 and band[0].n == 4
+    assert band[1].point == pytest.approx(0.55) and 0.0 <= band[1].low < 0.55 < band[1].high <= 10.0
+    assert (band[2].point, band[2].n) == (0.7, 1) and band[2].low == band[2].high == 0.7
 
 
 def test_relaunch_refuses_a_spec_that_changes_a_finished_run(tmp_path):
@@ -323,7 +451,7 @@ def test_local_sweep_writes_the_report(local_sweep):
     expected_order = sorted(finals, key=lambda c: -finals[c])
     assert [r["cell"] for r in board][0] == expected_order[0]
     for row in board:
-        assert row["score (final, mean ± 95% CI)"] == mean_interval([finals[row["cell"]]]).text()
+        assert row["score (final, IQM [95% CI])"] == f"{finals[row['cell']]:.3g}"  # one seed: its score
         assert float(row["updates/s"]) > 0
     md = (report_dir / "report.md").read_text()
     assert "## Top 2 on every task" in md and "### copy" in md and "![curves_copy](curves_copy.png)" in md
@@ -418,8 +546,8 @@ def test_failed_run_is_reported_and_the_others_finish(helpers, tmp_path):
     # The RL run's score is its final mean return normalised by the T-maze references (0 and 1).
     rl_summary = read_json(out / "runs" / "TMaze-v0-gru-s0" / "summary.json")
     rl_row = report.leaderboards["TMaze-v0"][0]
-    assert rl_row["score (final, mean ± 95% CI)"] == mean_interval([rl_summary["eval"]["mean_return"]]).text()
-    assert float(rl_row["env-steps/s"]) == pytest.approx(rl_summary["fps"], rel=1e-2)
+    assert rl_row["score (final, IQM [95% CI])"] == f"{rl_summary['eval']['mean_return']:.3g}"
+    assert float(rl_row["env-steps/s"]) == pytest.approx(rl_summary["fps"], abs=0.5)  # whole env-steps/s
     # A relaunch would retry only the failed run.
     skipped, jobs = plan(expand(spec), SweepDir(out))
     assert [j.run["id"] for j in jobs] == [bad] and sorted(r.id for r in skipped) == ["TMaze-v0-gru-s0", "copy-gru-s0"]
