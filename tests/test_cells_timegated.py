@@ -314,7 +314,7 @@ def test_time_scale_lays_the_gates_out_for_a_shorter_sequence(name: str) -> None
 def test_curriculum_stages_scale_the_gate_clock(monkeypatch) -> None:
     """The trainer sets time_scale to stage length / final length for training steps and back
     to 1 for evaluation."""
-    from agents.cells.plstm import TimeGatedLSTM
+    from agents.cells.time_gated import TimeGatedLSTM
     from agents.supervised import TrainConfig, train
 
     seen: list[tuple[int, float]] = []

@@ -11,7 +11,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from agents.cells.plstm import TimeGatedLSTM
+from agents.cells.time_gated import TimeGatedLSTM
 from memenvs.core import check_bool, check_float
 
 
@@ -62,7 +62,7 @@ class GLSTMCell(TimeGatedLSTM):
             in [0, 1] where every unit's gate starts (e.g. 0: all at the first step, a poor
             initialisation from which the timing must be learned).
         forget_bias, init, t_max, weight_init: the LSTM's initialisation, as for ``lstm`` (see
-            :class:`agents.cells.plstm.TimeGatedLSTM`).
+            :class:`agents.cells.time_gated.TimeGatedLSTM`).
     """
 
     def __init__(

@@ -430,7 +430,7 @@ def has_test_split(task: SequenceTask) -> bool:
 def _set_clock(cell: nn.Module, task: SequenceTask, final: SequenceTask) -> None:
     """Lay a time-gated cell's gates out for ``task``'s length, a curriculum stage of ``final``:
     its clock runs ``final.max_length / task.max_length`` times faster, so the gate layout scales
-    with the stage (see :attr:`agents.cells.plstm.TimeGatedLSTM.time_scale`)."""
+    with the stage (see :attr:`agents.cells.time_gated.TimeGatedLSTM.time_scale`)."""
     if cell.time_gated:
         cell.time_scale = task.max_length / final.max_length
 
@@ -493,7 +493,7 @@ def evaluate(
             acc.add(outputs, targets, mask, task, batch)
             gates = model.cell.gate_openness
             if gates is not None and model.cell.update_count is not None:
-                # update_count is per sequence (averaged over the batch; see agents/cells/plstm.py)
+                # update_count is per sequence (averaged over the batch; see agents/cells/time_gated.py)
                 acc.add_compute(float(model.cell.update_count) * gates.shape[1], gates.numel())
     finally:
         model.train(was_training)
