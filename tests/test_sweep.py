@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import csv
 import json
-import math
 import os
 import signal
 import statistics
@@ -25,7 +24,7 @@ from agents.sweep.spec import apply_overrides, apply_scale, scale_names, shipped
 from agents.sweep.execute import rl_argv
 from agents.sweep.report import TIMING_COLUMNS, build_report, curve_estimates, write_sweep_report
 from agents.sweep.runner import SweepDir, plan, prepare
-from agents.sweep.stats import competition_ranks, largest_solved, mean_interval, t_quantile
+from agents.sweep.stats import competition_ranks, largest_solved
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"updates": 3, "eval_every": 3, "eval_batches": 1, "eval_batch_size": 8, "batch_size": 4}
@@ -93,27 +92,6 @@ def helpers(tmp_path, monkeypatch):
 # --------------------------------------------------------------------------------------------
 # Statistics against independent facts
 # --------------------------------------------------------------------------------------------
-
-
-def test_t_quantile_matches_closed_forms_and_normal_limit():
-    for p in (0.9, 0.975, 0.995):
-        assert t_quantile(p, 1) == pytest.approx(math.tan(math.pi * (p - 0.5)), rel=1e-6)  # Cauchy
-        assert t_quantile(p, 2) == pytest.approx((2 * p - 1) / math.sqrt(2 * p * (1 - p)), rel=1e-6)
-        assert t_quantile(p, 20000) == pytest.approx(statistics.NormalDist().inv_cdf(p), abs=1e-3)
-    with pytest.raises(ValueError, match="p=0.4"):
-        t_quantile(0.4, 3)
-
-
-def test_mean_interval_hand_computed():
-    # values 1, 2, 3: mean 2, s = 1, t(0.975, 2) = 4.302653 -> half-width 4.302653 / sqrt(3)
-    interval = mean_interval([1.0, 2.0, 3.0])
-    assert interval.mean == pytest.approx(2.0)
-    assert interval.half_width == pytest.approx(4.302653 / math.sqrt(3), rel=1e-5)
-    # 90% with 4 values 0.2, 0.4, 0.4, 0.6: s = sqrt(0.08/3), t(0.95, 3) = 2.353363
-    interval = mean_interval([0.2, 0.4, 0.4, 0.6], confidence=0.9)
-    assert interval.half_width == pytest.approx(2.353363 * math.sqrt(0.08 / 3) / 2, rel=1e-5)
-    assert mean_interval([0.5]).half_width is None and mean_interval([0.5]).text() == "0.5"
-    assert mean_interval([float("nan")]).mean is None
 
 
 def test_ranks_and_largest_solved():

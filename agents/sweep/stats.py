@@ -1,80 +1,14 @@
-"""Small statistics of a sweep report: intervals over seeds, ranks, the memory-scaling summary.
-
-Pure Python + numpy (no scipy): the Student-t quantile is found by bisection on the t CDF,
-which is integrated numerically from the density (Simpson's rule), so any confidence level and
-any number of seeds work without a lookup table.
-"""
+"""Statistics of sweep reports and claims: ranks, the memory-scaling summary, and aggregates
+over seeds with rliable (interquartile mean, stratified-bootstrap intervals, probability of
+improvement)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
-
-
-def _t_cdf(x: float, df: int) -> float:
-    """P(T <= x) for x >= 0, Student t with ``df`` degrees of freedom (Simpson, 4096 panels)."""
-    log_norm = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
-    t = np.linspace(0.0, x, 4097)
-    density = np.exp(log_norm - (df + 1) / 2 * np.log1p(t * t / df))
-    h = x / 4096
-    integral = h / 3 * (density[0] + density[-1] + 4 * density[1:-1:2].sum() + 2 * density[2:-1:2].sum())
-    return 0.5 + float(integral)
-
-
-@lru_cache(maxsize=256)
-def t_quantile(p: float, df: int) -> float:
-    """The ``p`` quantile (0.5 < p < 1) of Student's t with ``df`` >= 1 degrees of freedom."""
-    if not 0.5 < p < 1:
-        raise ValueError(f"p={p!r} must lie in (0.5, 1)")
-    if df < 1:
-        raise ValueError(f"df={df!r} must be >= 1")
-    low, high = 0.0, 1.0
-    while _t_cdf(high, df) < p:  # bracket: the t(1) 0.9995 quantile is ~637, so this ends fast
-        low, high = high, high * 2
-    for _ in range(60):
-        mid = 0.5 * (low + high)
-        low, high = (mid, high) if _t_cdf(mid, df) < p else (low, mid)
-    return 0.5 * (low + high)
-
-
-@dataclass(frozen=True)
-class Interval:
-    """Mean of ``n`` values and the half-width of its confidence interval (None when n < 2)."""
-
-    mean: float | None
-    half_width: float | None
-    n: int
-
-    def text(self, digits: int = 3) -> str:
-        """``"0.912 ± 0.031"``; ``"0.912"`` for one value; ``"–"`` for none."""
-        if self.mean is None:
-            return "–"
-        if self.half_width is None:
-            return f"{self.mean:.{digits}g}"
-        return f"{self.mean:.{digits}g} ± {self.half_width:.2g}"
-
-
-def mean_interval(values: Sequence[float], confidence: float = 0.95) -> Interval:
-    """Mean ± the Student-t confidence interval of the mean over seeds:
-    ``t_{(1+c)/2, n-1} · s / sqrt(n)`` with ``s`` the sample standard deviation (ddof 1).
-
-    Non-finite values are dropped. With one value the half-width is None (no spread to estimate).
-    """
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence={confidence!r} must lie in (0, 1)")
-    xs = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=np.float64)
-    n = len(xs)
-    if n == 0:
-        return Interval(None, None, 0)
-    mean = float(xs.mean())
-    if n == 1:
-        return Interval(mean, None, 1)
-    half = t_quantile((1 + confidence) / 2, n - 1) * float(xs.std(ddof=1)) / math.sqrt(n)
-    return Interval(mean, half, n)
 
 
 def competition_ranks(values: Mapping[str, float | None], higher_is_better: bool = True) -> dict[str, int | None]:
