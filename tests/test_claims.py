@@ -151,3 +151,24 @@ def test_results_page_from_an_archive_alone(tmp_path):
     shutil.rmtree(sweep)  # the archive alone rebuilds the same page
     assert archive(kept, tmp_path / "results") == kept
     assert write_results_page([kept], tmp_path / "docs" / "results.md").read_text() == text
+
+
+def test_checks_are_per_scale_and_checked_before_running():
+    from agents.sweep.claims import check_claim, checks_at
+    from agents.sweep.spec import apply_scale
+
+    claim = {"checks": {"small": [{"type": "solves", "cell": "gru", "task": "copy delay=3", "threshold": 0.9}]}}
+    assert checks_at(claim, "small") and checks_at(claim, "paper") == []
+    spec = load_spec({"name": "s", "seeds": 1, "supervised": TINY, "claim": claim, "scales": {"small": {}},
+                      "tasks": [{"task": "copy", "task_kwargs": {"delay": [3], "length": 2}}],
+                      "cells": [{"cell": "gru"}]})
+    small = apply_scale(spec, "small")
+    check_claim(small, expand(small))  # names what the runs produce: fine
+    claim["checks"]["small"][0]["task"] = "copy delay=30"
+    small = apply_scale(load_spec({**spec, "claim": claim}), "small")
+    with pytest.raises(ValueError, match="'copy delay=30' is not a task variant of these runs"):
+        check_claim(small, expand(small))
+    for name in ("chrono", "glstm", "kaf", "aux", "nru", "demo"):  # the shipped claims name real variants
+        shipped = apply_scale(load_spec(name), "small")
+        assert checks_at(shipped["claim"], "small"), name
+        check_claim(shipped, expand(shipped))

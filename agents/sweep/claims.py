@@ -20,6 +20,7 @@ or ``inconclusive``:
   Pass when A is in the top k everywhere and no other cell is; fail when A is outside the top k
   somewhere; inconclusive when another cell is also in the top k everywhere.
 
+``checks`` is a list, or a mapping from scale to list (the task variants differ between scales).
 The metric is the spec's report metric at its ``which`` evaluation (``final``, ``best`` or
 ``test``). The verdict: ``reproduced`` when every check passes, ``not reproduced`` when one
 fails, else ``inconclusive``; runs that are missing or failed make a check inconclusive.
@@ -34,8 +35,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from agents.supervised.runs import read_json
-from agents.sweep.runner import SweepDir
+from agents.sweep.runner import SPEC_COPY, SweepDir
 from agents.sweep.spec import RunSpec, load_spec, shipped_specs
 from agents.sweep.stats import competition_ranks, iqm, probability_of_improvement
 
@@ -66,7 +69,9 @@ class ClaimResult:
     @property
     def verdict(self) -> str:
         outcomes = [c.outcome for c in self.checks]
-        if outcomes and all(o == "pass" for o in outcomes):
+        if not outcomes:
+            return "no checks at this scale"
+        if all(o == "pass" for o in outcomes):
             return "reproduced"
         if "fail" in outcomes:
             return "not reproduced"
@@ -82,11 +87,45 @@ def claim_of(manifest: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+def checks_at(claim: dict[str, Any], scale: str | None) -> list[dict[str, Any]]:
+    """The claim's checks for runs at ``scale``: ``checks`` is a list, or a mapping from scale to
+    list (the task variants differ between scales, so each scale names its own)."""
+    checks = claim.get("checks") or []
+    if isinstance(checks, dict):
+        return list(checks.get(scale) or [])
+    return list(checks)
+
+
+def check_claim(spec: dict[str, Any], runs: list[RunSpec]) -> None:
+    """Before running: every check of the spec's claim at its scale names task variants and cells
+    that the runs produce (a ValueError naming the check otherwise)."""
+    claim = spec.get("claim") or {}
+    cells_of: dict[str, set[str]] = {}
+    for run in runs:
+        cells_of.setdefault(run.variant, set()).add(run.cell)
+    for check in checks_at(claim, spec.get("scale")):
+        if check.get("type") not in CHECK_TYPES:
+            raise ValueError(f"claim check {check!r}: type must be one of {', '.join(CHECK_TYPES)}")
+        if check["type"] == "top_k":
+            if not any(check["cell"] in cells for cells in cells_of.values()):
+                raise ValueError(f"claim check {check!r}: no runs of cell {check['cell']!r}")
+            continue
+        task = check.get("task")
+        if task not in cells_of:
+            raise ValueError(f"claim check {check!r}: task {task!r} is not a task variant of these runs "
+                             f"(they are: {', '.join(cells_of)})")
+        for key in ("cell", "than"):
+            if key in check and check[key] not in cells_of[task]:
+                raise ValueError(f"claim check {check!r}: no runs of cell {check[key]!r} on {task!r}")
+
+
 def evaluate_claim(sweep_dir: str | Path) -> ClaimResult:
     """Check the claim of the sweep in ``sweep_dir`` (see the module docstring). ValueError if the
     sweep has no claim or a check is malformed."""
     sweep = SweepDir(sweep_dir)
     manifest = sweep.read_manifest()
+    if manifest.get("scale") is None and (sweep.path / SPEC_COPY).is_file():  # sweeps older than the field
+        manifest["scale"] = (yaml.safe_load((sweep.path / SPEC_COPY).read_text()) or {}).get("scale")
     claim = claim_of(manifest)
     if not claim:
         raise ValueError(f"{sweep.path}: the sweep's spec states no claim")
@@ -104,7 +143,7 @@ def evaluate_claim(sweep_dir: str | Path) -> ClaimResult:
             missing[run.variant][run.cell] += 1
         else:
             values[run.variant][run.cell].append(record["value"])
-    results = [_check(c, values, missing, records, settings) for c in claim.get("checks") or []]
+    results = [_check(c, values, missing, records, settings) for c in checks_at(claim, manifest.get("scale"))]
     return ClaimResult(manifest["name"], manifest.get("scale"), " ".join(claim.get("statement", "").split()),
                        " ".join(claim.get("criterion", "").split()), results, settings["metric"], settings["which"],
                        values)

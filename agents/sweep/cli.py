@@ -38,6 +38,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
 
 def _run_one_spec(name: str, args: argparse.Namespace, out: str | Path | None) -> int:
     from agents.sweep.runner import default_sweep_dir, run_sweep
+    from agents.sweep.claims import check_claim
     from agents.sweep.spec import apply_overrides, apply_scale, check_datasets, expand, load_spec, scale_names
 
     written = load_spec(name)
@@ -51,6 +52,7 @@ def _run_one_spec(name: str, args: argparse.Namespace, out: str | Path | None) -
     if out is None:
         out = default_sweep_dir(spec["name"] + (f"-{args.scale}" if args.scale else ""))
     runs = expand(spec)
+    check_claim(spec, runs)
     if args.scale == "paper" or (args.scale is None and scale_names(written)):
         check_datasets(runs, args.allow_subset)
     if args.dry_run:
@@ -83,8 +85,8 @@ def _run_one_spec(name: str, args: argparse.Namespace, out: str | Path | None) -
     if outcome.report is not None:
         print(f"report: {outcome.report} (and report.html beside it)")
     print(f"sweep directory: {outcome.path}")
-    if spec.get("claim") and spec.get("scale") != "smoke" and not outcome.failed and not outcome.locked:
-        _print_claim(outcome.path)  # (the smoke scale checks the wiring: its runs test no claim)
+    if spec.get("claim") and not outcome.failed and not outcome.locked:
+        _print_claim(outcome.path)
     return 1 if outcome.failed or outcome.locked else 0
 
 
