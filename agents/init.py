@@ -169,30 +169,16 @@ def chrono_init(module: nn.Module, t_max: float, generator: torch.Generator | No
     Raises:
         ValueError: for an unsupported module, a layer without biases, or ``t_max < 2``.
     """
-    from agents.cells.gru import GRUCell
-    from agents.cells.janet import JANETCell
-    from agents.cells.lstm import LSTMCell
-    from agents.cells.rnn import GatedRNNCell
-
-    if isinstance(module, (LSTMCell, GRUCell)):
-        target: nn.Module = module.rnn
-    elif isinstance(module, (JANETCell, GatedRNNCell)):
-        h = module.hidden_size
-        b = chrono_bias(h, t_max, generator)
-        module.bias.zero_()
-        # Gate order (gate, candidate); JANET's f keeps the state, the gated RNN's g lets new in.
-        module.bias[:h] = (b if isinstance(module, JANETCell) else -b).to(module.bias)
+    if isinstance(module, (nn.LSTM, nn.LSTMCell)):
+        set_biases = _chrono_lstm_biases
+    elif isinstance(module, (nn.GRU, nn.GRUCell)):
+        set_biases = _chrono_gru_biases
+    elif callable(getattr(module, "chrono_init_", None)):  # a cell: it lays out its own biases
+        module.chrono_init_(t_max, generator)
         return module
     else:
-        target = module
-    if isinstance(target, (nn.LSTM, nn.LSTMCell)):
-        kind = "lstm"
-    elif isinstance(target, (nn.GRU, nn.GRUCell)):
-        kind = "gru"
-    else:
-        allowed = "the lstm/gru/janet/gated-rnn cells, nn.LSTM, nn.GRU, nn.LSTMCell, nn.GRUCell"
+        allowed = "nn.LSTM, nn.GRU, nn.LSTMCell, nn.GRUCell, or a cell with a chrono_init_ method (lstm, gru, janet, gated-rnn)"
         raise ValueError(f"chrono_init does not support {type(module).__name__}: allowed are {allowed}")
-    set_biases = _chrono_lstm_biases if kind == "lstm" else _chrono_gru_biases
-    for bias_ih, bias_hh, h in _bias_pairs(target):
+    for bias_ih, bias_hh, h in _bias_pairs(module):
         set_biases(bias_ih, bias_hh, h, t_max, generator)
     return module

@@ -8,7 +8,7 @@ from torch import Tensor, nn
 
 from agents.cells.base import State
 from agents.cells.fused import FusedCell, check_chrono_t_max
-from agents.init import GATE_INITS, WEIGHT_INITS, init_gru_
+from agents.init import GATE_INITS, WEIGHT_INITS, chrono_init, init_gru_
 from memenvs.core import check_choice
 
 
@@ -57,6 +57,10 @@ class GRUCell(FusedCell):
         """Re-draw all parameters as described in the class docstring."""
         init_gru_(self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh, init=self.init, t_max=self.t_max,
                   weight_init=self.weight_init)
+
+    def chrono_init_(self, t_max: float, generator: torch.Generator | None = None) -> None:
+        """Chrono keep-gate bias (:func:`agents.init.chrono_init` on the ``nn.GRU``)."""
+        chrono_init(self.rnn, t_max, generator)
 
     def _project(self, x: Tensor) -> Tensor:
         """``x W_ih^T + b_ih`` (``b_hn`` sits inside the reset gate's product, so ``b_hh`` stays out)."""

@@ -3,44 +3,10 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-from agents.cells.base import ProjectedCell, State
-from memenvs.core import check_float
-
-
-class GateCandidateCell(ProjectedCell):
-    """Shared parts of the one-gate cells (``janet``, ``gated-rnn``): a gate and a tanh candidate
-    computed from ``x`` and ``h`` by ``weight_ih [2H, I]``, ``weight_hh [2H, H]`` and one ``bias
-    [2H]`` (rows: gate, candidate), weights uniform ±1/sqrt(H) as in ``nn.LSTM``, biases by
-    :func:`agents.init.chrono_init` with ``t_max`` (>= 2 steps). Subclasses write the update in
-    :meth:`_step_projected`; the sequence path projects ``x W + b`` for all steps in one matmul.
-    """
-
-    def __init__(self, input_size: int, hidden_size: int, t_max: float) -> None:
-        super().__init__(input_size, hidden_size)
-        self.t_max = check_float("t_max", t_max, low=2)
-        self.weight_ih = nn.Parameter(torch.empty(2 * hidden_size, input_size))
-        self.weight_hh = nn.Parameter(torch.empty(2 * hidden_size, hidden_size))
-        self.bias = nn.Parameter(torch.empty(2 * hidden_size))
-        self.reset_parameters()
-
-    @torch.no_grad()
-    def reset_parameters(self) -> None:
-        """Re-draw all parameters as described in the class docstring."""
-        from agents.init import chrono_init
-
-        bound = self.hidden_size**-0.5
-        self.weight_ih.uniform_(-bound, bound)
-        self.weight_hh.uniform_(-bound, bound)
-        chrono_init(self, self.t_max)
-
-    def _project(self, x: Tensor) -> Tensor:
-        return F.linear(x, self.weight_ih, self.bias)
-
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, t_max={self.t_max}"
+from agents.cells.base import State
+from agents.cells.gate_candidate import GateCandidateCell
 
 
 class JANETCell(GateCandidateCell):

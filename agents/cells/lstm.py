@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from agents.cells.base import State
 from agents.cells.fused import FusedCell, check_chrono_t_max
-from agents.init import GATE_INITS, WEIGHT_INITS, init_lstm_
+from agents.init import GATE_INITS, WEIGHT_INITS, chrono_init, init_lstm_
 from memenvs.core import check_bool, check_choice, check_float
 
 
@@ -84,6 +84,10 @@ class LSTMCell(FusedCell):
         if self.peephole is not None:
             bound = self.hidden_size**-0.5
             self.peephole.uniform_(-bound, bound)
+
+    def chrono_init_(self, t_max: float, generator: torch.Generator | None = None) -> None:
+        """Chrono gate biases (:func:`agents.init.chrono_init` on the ``nn.LSTM``)."""
+        chrono_init(self.rnn, t_max, generator)
 
     @property
     def fused(self) -> bool:

@@ -8,7 +8,7 @@ from torch import Tensor, nn
 
 from agents.cells.base import State
 from agents.cells.fused import FusedCell
-from agents.cells.janet import GateCandidateCell
+from agents.cells.gate_candidate import GateCandidateCell
 from memenvs.core import check_bool, check_choice, check_float
 
 
@@ -176,6 +176,8 @@ class GatedRNNCell(GateCandidateCell):
 
     Runs the per-step loop with ``x W`` precomputed. State: ``h`` ``[B, H]``, zeros at a start.
     """
+
+    gate_keeps_state = False  # g lets the new value in
 
     def __init__(self, input_size: int, hidden_size: int, t_max: float = 10.0) -> None:
         super().__init__(input_size, hidden_size, t_max)
