@@ -101,6 +101,20 @@ def _draw_(weight_ih: Tensor, weight_hh: Tensor, bias_ih: Tensor, bias_hh: Tenso
             nn.init.orthogonal_(block)
 
 
+def _draw_gates_(weight_ih: Tensor, weight_hh: Tensor, bias_ih: Tensor, bias_hh: Tensor, weight_init: str, init: str,
+                 t_max: float | None, chrono_biases) -> bool:
+    """:func:`_draw_`, then with ``init="chrono"`` the family's ``chrono_biases``; True if it set
+    them (the caller sets its default biases otherwise)."""
+    if init not in GATE_INITS:
+        raise ValueError(f"init={init!r} must be one of {', '.join(GATE_INITS)}")
+    if init == "chrono" and t_max is None:
+        raise ValueError("t_max=None: init='chrono' needs t_max, the longest time constant in steps (>= 2)")
+    _draw_(weight_ih, weight_hh, bias_ih, bias_hh, weight_init)
+    if init == "chrono":
+        chrono_biases(bias_ih, bias_hh, weight_hh.shape[1], t_max)
+    return init == "chrono"
+
+
 @torch.no_grad()
 def init_lstm_(
     weight_ih: Tensor, weight_hh: Tensor, bias_ih: Tensor, bias_hh: Tensor, *,
@@ -117,15 +131,9 @@ def init_lstm_(
     required); otherwise ``forget_bias`` goes on ``bias_ih``'s forget block and every other bias
     is 0 (``None`` keeps the uniform biases of ``nn.LSTM``).
     """
-    h = weight_hh.shape[1]
-    _draw_(weight_ih, weight_hh, bias_ih, bias_hh, weight_init)
-    if init == "chrono":
-        if t_max is None:
-            raise ValueError("t_max=None: init='chrono' needs t_max, the longest time constant in steps (>= 2)")
-        _chrono_lstm_biases(bias_ih, bias_hh, h, t_max)
-    elif init != "default":
-        raise ValueError(f"init={init!r} must be one of {', '.join(GATE_INITS)}")
-    elif forget_bias is not None:
+    chrono = _draw_gates_(weight_ih, weight_hh, bias_ih, bias_hh, weight_init, init, t_max, _chrono_lstm_biases)
+    if not chrono and forget_bias is not None:
+        h = weight_hh.shape[1]
         bias_ih.zero_()
         bias_hh.zero_()
         bias_ih[h : 2 * h] = forget_bias
@@ -140,15 +148,7 @@ def init_gru_(
     rule of ``gru`` and ``kaf-gru``: weights drawn as ``nn.GRU`` draws them (or ``weight_init``,
     as for :func:`init_lstm_`), then every bias 0
     (``init="default"``) or the chrono keep-gate bias (``init="chrono"``, ``t_max`` required)."""
-    h = weight_hh.shape[1]
-    _draw_(weight_ih, weight_hh, bias_ih, bias_hh, weight_init)
-    if init == "chrono":
-        if t_max is None:
-            raise ValueError("t_max=None: init='chrono' needs t_max, the longest time constant in steps (>= 2)")
-        _chrono_gru_biases(bias_ih, bias_hh, h, t_max)
-    elif init != "default":
-        raise ValueError(f"init={init!r} must be one of {', '.join(GATE_INITS)}")
-    else:
+    if not _draw_gates_(weight_ih, weight_hh, bias_ih, bias_hh, weight_init, init, t_max, _chrono_gru_biases):
         bias_ih.zero_()
         bias_hh.zero_()
 

@@ -20,8 +20,7 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from agents._lazy import lazy_exports
 
 # Public names and their modules, imported on first use: ``memory-bench --help`` reaches
 # agents.rl.cli through this package and must not import torch or Stable-Baselines3.
@@ -44,14 +43,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'agents.rl' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

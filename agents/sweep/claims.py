@@ -40,7 +40,7 @@ import yaml
 from agents.supervised.runs import read_json
 from agents.sweep.runner import SPEC_COPY, SweepDir
 from agents.sweep.spec import RunSpec, load_spec, shipped_specs
-from agents.sweep.stats import competition_ranks, iqm, probability_of_improvement
+from agents.sweep.stats import competition_ranks, finite, iqm, probability_of_improvement
 
 OUTCOMES = ("pass", "fail", "inconclusive")
 CHECK_TYPES = ("better", "not_worse", "solves", "compute_at_most", "faster", "top_k")
@@ -158,23 +158,15 @@ def _read_run(run_dir: Path, settings: dict[str, Any]) -> dict[str, Any]:
     metric = settings["metric"]
     if metric == "loss":
         metric = "ce" if "ce" in metrics else "mse"
-    value = _finite(metrics.get(metric)) if summary.get("status") != "diverged" else None
+    value = finite(metrics.get(metric)) if summary.get("status") != "diverged" else None
     curve = []
     if (run_dir / "metrics.csv").is_file():
         with open(run_dir / "metrics.csv", newline="") as f:
             for row in csv.DictReader(f):
-                update, y = _finite(row.get("update")), _finite(row.get(f"eval_{metric}"))
+                update, y = finite(row.get("update")), finite(row.get(f"eval_{metric}"))
                 if update is not None and y is not None:
                     curve.append((update, y))
-    return {"value": value, "fraction": _finite(metrics.get("updated_fraction")), "curve": curve}
-
-
-def _finite(value: Any) -> float | None:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
+    return {"value": value, "fraction": finite(metrics.get("updated_fraction")), "curve": curve}
 
 
 def _check(check: dict[str, Any], values, missing, records, settings) -> CheckResult:

@@ -62,7 +62,7 @@ from agents.supervised.runs import read_json
 from agents.sweep.execute import ERROR_FILE, SUMMARY_FILE
 from agents.sweep.runner import SweepDir
 from agents.sweep.spec import REPORT_DEFAULTS, RunSpec, _slug
-from agents.sweep.stats import Estimate, competition_ranks, iqm_estimate, largest_solved, probability_of_improvement
+from agents.sweep.stats import Estimate, competition_ranks, finite, iqm_estimate, largest_solved, probability_of_improvement
 
 #: Columns that hold wall-clock measurements (differ between identical sweeps).
 TIMING_COLUMNS = ("updates/s", "env-steps/s")
@@ -191,16 +191,8 @@ class SweepReport:
 # --------------------------------------------------------------------------------------------
 
 
-def _finite(value: Any) -> float | None:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
-
-
 def _count(value: Any) -> int | None:
-    value = _finite(value)
+    value = finite(value)
     return None if value is None else int(value)
 
 
@@ -258,25 +250,25 @@ def load_result(sweep: SweepDir, run: RunSpec, settings: dict[str, Any]) -> RunR
         evaluation = summary.get(settings["which"]) or {}
         metrics = evaluation.get("metrics") or {}
         rows = _read_csv(run_dir / "metrics.csv")
-        points = [(_finite(r.get("update")), _finite(r.get("eval_score"))) for r in rows]
+        points = [(finite(r.get("update")), finite(r.get("eval_score"))) for r in rows]
         points = [(x, y) for x, y in points if x is not None and y is not None]
         return RunResult(
             run,
             "diverged" if summary.get("status") == "diverged" else "done",
             error=summary.get("error"),
-            metric=_finite(metrics.get(_metric_name(settings["metric"], metrics))),
-            score=_finite(metrics.get("score")),
-            speed=_finite(summary.get("updates_per_second")),
+            metric=finite(metrics.get(_metric_name(settings["metric"], metrics))),
+            score=finite(metrics.get("score")),
+            speed=finite(summary.get("updates_per_second")),
             curve=([p[0] for p in points], [p[1] for p in points]),
             num_params=_count(summary.get("num_params")),
         )
     reference = _rl_reference(run.config["env"], json.dumps(run.config.get("env_kw") or {}, sort_keys=True))
-    score = _normalise(_finite((summary.get("eval") or {}).get("mean_return")), reference)
+    score = _normalise(finite((summary.get("eval") or {}).get("mean_return")), reference)
     rows = _read_csv(run_dir / "progress.csv")
-    points = [(_finite(r.get("time/total_timesteps")), _normalise(_finite(r.get("rollout/ep_rew_mean")), reference))
+    points = [(finite(r.get("time/total_timesteps")), _normalise(finite(r.get("rollout/ep_rew_mean")), reference))
               for r in rows]
     points = [(x, y) for x, y in points if x is not None and y is not None]
-    return RunResult(run, "done", metric=score, score=score, speed=_finite(summary.get("fps")),
+    return RunResult(run, "done", metric=score, score=score, speed=finite(summary.get("fps")),
                      curve=([p[0] for p in points], [p[1] for p in points]),
                      num_params=_count(summary.get("num_params")), normalised=reference is not None)
 

@@ -11,6 +11,15 @@ from dataclasses import dataclass
 import numpy as np
 
 
+def finite(value: object) -> float | None:
+    """``value`` as a float, or None if it is missing, not a number, NaN or infinite."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
 def competition_ranks(values: Mapping[str, float | None], higher_is_better: bool = True) -> dict[str, int | None]:
     """Rank 1 = best; equal values share the better rank ("1, 2, 2, 4"); None stays unranked."""
     known = {k: v for k, v in values.items() if v is not None and math.isfinite(v)}
