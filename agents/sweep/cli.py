@@ -25,12 +25,15 @@ from pathlib import Path
 
 def run_sweep_command(args: argparse.Namespace) -> int:
     """``memory-bench sweep SPEC`` and ``memory-bench suite NAME``: the same engine."""
-    from agents.sweep.spec import shipped_specs
+    from agents.sweep.spec import load_spec, scale_names, shipped_specs
 
     if args.spec != "all":
         return _run_one_spec(args.spec, args, args.out)
     status = 0
     for name in shipped_specs():
+        if args.scale and args.scale not in scale_names(load_spec(name)):
+            print(f"{name}: no {args.scale} scale, skipped")
+            continue
         folder = f"{name}-{args.scale}" if args.scale else name
         status = max(status, _run_one_spec(name, args, Path(args.out or "sweeps") / folder))
     return status
