@@ -78,6 +78,15 @@ class ClaimResult:
         return "inconclusive"
 
 
+def read_manifest(sweep: SweepDir) -> dict[str, Any]:
+    """The sweep's manifest, with its ``scale`` read from its spec copy for sweeps written before
+    the manifest recorded it."""
+    manifest = sweep.read_manifest()
+    if manifest.get("scale") is None and (sweep.path / SPEC_COPY).is_file():
+        manifest["scale"] = (yaml.safe_load((sweep.path / SPEC_COPY).read_text()) or {}).get("scale")
+    return manifest
+
+
 def claim_of(manifest: dict[str, Any]) -> dict[str, Any] | None:
     """The claim block of a sweep: from its manifest, else from the shipped spec of that name."""
     if manifest.get("claim"):
@@ -123,9 +132,7 @@ def evaluate_claim(sweep_dir: str | Path) -> ClaimResult:
     """Check the claim of the sweep in ``sweep_dir`` (see the module docstring). ValueError if the
     sweep has no claim or a check is malformed."""
     sweep = SweepDir(sweep_dir)
-    manifest = sweep.read_manifest()
-    if manifest.get("scale") is None and (sweep.path / SPEC_COPY).is_file():  # sweeps older than the field
-        manifest["scale"] = (yaml.safe_load((sweep.path / SPEC_COPY).read_text()) or {}).get("scale")
+    manifest = read_manifest(sweep)
     claim = claim_of(manifest)
     if not claim:
         raise ValueError(f"{sweep.path}: the sweep's spec states no claim")

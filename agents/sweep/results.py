@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from agents.supervised.runs import read_json
-from agents.sweep.claims import ClaimResult, evaluate_claim
+from agents.sweep.claims import ClaimResult, evaluate_claim, read_manifest
 from agents.sweep.runner import MANIFEST, SPEC_COPY, SweepDir
 from agents.sweep.spec import RunSpec
 from agents.sweep.stats import iqm_estimate
@@ -38,7 +38,7 @@ def archive(sweep_dir: str | Path, into: str | Path = DEFAULT_ARCHIVE) -> Path:
     """Copy the small outputs of the sweep in ``sweep_dir`` to ``into/<name>[-<scale>]/`` (replacing
     an earlier copy) and return that folder."""
     sweep = SweepDir(sweep_dir)
-    manifest = sweep.read_manifest()
+    manifest = read_manifest(sweep)
     name = manifest["name"] + (f"-{manifest['scale']}" if manifest.get("scale") else "")
     target = Path(into) / name
     if target.resolve() == sweep.path.resolve():
