@@ -172,3 +172,12 @@ def test_checks_are_per_scale_and_checked_before_running():
         shipped = apply_scale(load_spec(name), "small")
         assert checks_at(shipped["claim"], "small"), name
         check_claim(shipped, expand(shipped))
+
+
+def test_which_test_falls_back_to_final_without_a_test_split():
+    from agents.sweep.stats import evaluation_of
+
+    with_test = {"final": {"metrics": {"score": 0.1}}, "test": {"metrics": {"score": 0.7}}}
+    assert evaluation_of(with_test, "test")["metrics"]["score"] == 0.7
+    assert evaluation_of({"final": {"metrics": {"score": 0.1}}}, "test")["metrics"]["score"] == 0.1
+    assert evaluation_of(with_test, "final")["metrics"]["score"] == 0.1

@@ -40,7 +40,7 @@ import yaml
 from agents.supervised.runs import read_json
 from agents.sweep.runner import SPEC_COPY, SweepDir
 from agents.sweep.spec import RunSpec, load_spec, shipped_specs
-from agents.sweep.stats import competition_ranks, finite, iqm, probability_of_improvement
+from agents.sweep.stats import competition_ranks, evaluation_of, finite, iqm, probability_of_improvement
 
 OUTCOMES = ("pass", "fail", "inconclusive")
 CHECK_TYPES = ("better", "not_worse", "solves", "compute_at_most", "faster", "top_k")
@@ -161,7 +161,7 @@ def _read_run(run_dir: Path, settings: dict[str, Any]) -> dict[str, Any]:
     if not (run_dir / "summary.json").is_file():
         return {"value": None, "fraction": None, "curve": []}
     summary = read_json(run_dir / "summary.json")
-    metrics = (summary.get(settings["which"]) or {}).get("metrics") or {}
+    metrics = evaluation_of(summary, settings["which"]).get("metrics") or {}
     metric = settings["metric"]
     if metric == "loss":
         metric = "ce" if "ce" in metrics else "mse"

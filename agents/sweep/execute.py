@@ -1,17 +1,16 @@
 """Run one sweep run in the current process: the function every executor calls in its workers.
 
-A run writes its usual run directory (supervised: :func:`agents.supervised.train`; RL: the
-``memory-bench rl`` command, driven through its own parser so the sweep and the command line
-accept exactly the same settings). Its stdout/stderr go to a log file. An exception is recorded
+A run writes its usual run directory (supervised: :func:`agents.supervised.train` on a
+:class:`~agents.supervised.TrainConfig`; RL: :func:`agents.rl.train_rl` on an
+:class:`~agents.rl.RLConfig`, the functions behind ``memory-bench train`` / ``rl``). Its
+stdout/stderr go to a log file. An exception is recorded
 as ``error.json`` in the run directory and returned as a ``failed`` result, so one bad run never
 stops the others; KeyboardInterrupt and other BaseExceptions propagate (the sweep is stopping).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import functools
 import io
 import json
 import os
@@ -26,62 +25,6 @@ from typing import Any
 
 SUMMARY_FILE = "summary.json"
 ERROR_FILE = "error.json"
-#: ``memory-bench rl`` options the sweep sets itself.
-_RL_RESERVED = ("help", "out", "threads", "no_progress", "resume")
-_RL_DICT_OPTIONS = ("env_kw", "cell_kw", "aux_kw")
-
-
-@functools.lru_cache(maxsize=1)
-def _rl_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
-    """A ``memory-bench`` parser with only the ``rl`` command, and that command's own parser."""
-    from agents.rl.cli import add_parser
-
-    parser = argparse.ArgumentParser(prog="memory-bench", add_help=False)
-    subparsers = parser.add_subparsers(dest="command")
-    add_parser(subparsers)
-    return parser, subparsers.choices["rl"]
-
-
-def _kw_text(value: Any) -> str:
-    """A value as ``parse_value`` (the ``K=V`` parser of the CLI) reads it back unchanged."""
-    return repr(value) if isinstance(value, str) else json.dumps(value)
-
-
-def rl_argv(settings: dict[str, Any], out: str | os.PathLike | None = None) -> list[str]:
-    """``memory-bench rl`` arguments for an RL run's settings, checked with that command's parser.
-
-    Raises ValueError for an unknown setting or a value the parser rejects.
-    """
-    parser, rl = _rl_parser()
-    actions = {a.dest: a for a in rl._actions}  # noqa: SLF001 - argparse has no public list of options
-    allowed = sorted(set(actions) - set(_RL_RESERVED))
-    unknown = sorted(set(settings) - set(allowed))
-    if unknown:
-        raise ValueError(f"unknown RL setting(s) {', '.join(unknown)}: allowed are {', '.join(allowed)}")
-    argv = ["rl"]
-    for dest, value in settings.items():
-        flag = actions[dest].option_strings[-1]
-        if dest in _RL_DICT_OPTIONS:
-            if not isinstance(value, dict):
-                raise ValueError(f"{dest}={value!r} must be a mapping")
-            argv += [item for k, v in value.items() for item in (flag, f"{k}={_kw_text(v)}")]
-        elif isinstance(actions[dest], argparse._StoreTrueAction):  # noqa: SLF001
-            if not isinstance(value, bool):
-                raise ValueError(f"{dest}={value!r} must be true or false")
-            argv += [flag] if value else []
-        elif dest == "net_arch" and isinstance(value, list):
-            argv += [flag, ",".join(map(str, value)) or "none"]
-        elif value is not None:
-            argv += [flag, str(value)]
-    argv += ["--no-progress", "--threads", "1"] + (["--out", str(out)] if out is not None else [])
-    stderr = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(stderr):
-            parser.parse_args(argv)
-    except SystemExit:
-        message = stderr.getvalue().strip().splitlines()
-        raise ValueError(message[-1] if message else f"memory-bench {' '.join(argv)} was rejected") from None
-    return argv
 
 
 def _train_supervised(config: dict[str, Any], out: Path) -> None:
@@ -93,12 +36,13 @@ def _train_supervised(config: dict[str, Any], out: Path) -> None:
         print(f"diverged: {err}")
 
 
-def _train_rl(settings: dict[str, Any], out: Path) -> None:
-    parser, _ = _rl_parser()
-    args = parser.parse_args(rl_argv(settings, out))
-    code = args.run(args)
-    if code:
-        raise RuntimeError(f"memory-bench rl exited with status {code}")
+def _train_rl(config: dict[str, Any], out: Path) -> None:
+    """:func:`agents.rl.train_rl` on an :class:`~agents.rl.RLConfig` dict (a plan written before
+    RLConfig, with the ``memory-bench rl`` option names ``env``, ``env_kw``, ..., is read too)."""
+    from agents.rl.config import RLConfig, upgrade_config
+    from agents.rl.trainer import train_rl
+
+    train_rl(RLConfig.from_dict(upgrade_config(config)), out_dir=out, progress=False)
 
 
 def execute_run(

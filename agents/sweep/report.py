@@ -62,7 +62,7 @@ from agents.supervised.runs import read_json
 from agents.sweep.execute import ERROR_FILE, SUMMARY_FILE
 from agents.sweep.runner import SweepDir
 from agents.sweep.spec import REPORT_DEFAULTS, RunSpec, _slug
-from agents.sweep.stats import Estimate, competition_ranks, finite, iqm_estimate, largest_solved, probability_of_improvement
+from agents.sweep.stats import Estimate, competition_ranks, evaluation_of, finite, iqm_estimate, largest_solved, probability_of_improvement
 
 #: Columns that hold wall-clock measurements (differ between identical sweeps).
 TIMING_COLUMNS = ("updates/s", "env-steps/s")
@@ -247,7 +247,7 @@ def load_result(sweep: SweepDir, run: RunSpec, settings: dict[str, Any]) -> RunR
         return RunResult(run, "pending")
     summary = read_json(run_dir / SUMMARY_FILE)
     if run.harness == "supervised":
-        evaluation = summary.get(settings["which"]) or {}
+        evaluation = evaluation_of(summary, settings["which"])
         metrics = evaluation.get("metrics") or {}
         rows = _read_csv(run_dir / "metrics.csv")
         points = [(finite(r.get("update")), finite(r.get("eval_score"))) for r in rows]

@@ -84,7 +84,7 @@ _OVERRIDE_KEYS = {"supervised", "rl", "hidden_size"}
 _TASK_KEYS = {"task", "label", "harness", "task_kwargs", "knob", "supervised", "rl"}
 _CELL_KEYS = {"cell", "label", "hidden_size", "cell_kwargs", "only", "per_task", "supervised", "rl"}
 #: RL settings carried by the cell / task rather than the PPO block.
-_RL_IDENTITY = ("env", "env_kw", "cell", "cell_kw", "hidden_size", "seed")
+_RL_IDENTITY = ("task", "task_kwargs", "cell", "cell_kwargs", "hidden_size", "seed")
 
 
 @dataclass(frozen=True)
@@ -190,7 +190,7 @@ def load_spec(path_or_dict: str | Path | Mapping[str, Any]) -> dict[str, Any]:
     spec["report"] = {**REPORT_DEFAULTS, **report}
     if spec["report"]["which"] not in ("final", "best", "test"):
         raise ValueError(f"{where}: report.which={spec['report']['which']!r} must be 'final', 'best' or 'test' "
-                         "(the best-validation checkpoint on the test split)")
+                         "(the best-validation checkpoint on the test split; final where a task has none)")
     for key, low, high in (("threshold", -math.inf, math.inf), ("confidence", 0.0, 1.0)):
         value = spec["report"][key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not low < value < high:
@@ -557,18 +557,18 @@ def _run_config(spec, harness, t_entry, t_label, task_kwargs, c_entry, seed, whe
             raise ValueError(f"{where}: {err}") from None
         _check_cell(c_entry["cell"], where)
         return config
-    data = {"env": t_entry["task"], "env_kw": dict(task_kwargs), "cell": c_entry["cell"], "cell_kw": cell_kwargs,
-            **settings, "seed": seed}
+    from agents.rl.config import RLConfig
+
+    data = {"task": t_entry["task"], "task_kwargs": dict(task_kwargs), "cell": c_entry["cell"],
+            "cell_kwargs": cell_kwargs, **settings, "seed": seed}
     if hidden_size is not None:
         data["hidden_size"] = hidden_size
-    from agents.sweep.execute import rl_argv
-
     try:
-        rl_argv(data)  # parses with `memory-bench rl`'s own parser: unknown keys / bad values fail here
+        config = RLConfig.from_dict(data).to_dict()  # unknown keys / bad values fail here
     except ValueError as err:
         raise ValueError(f"{where}: {err}") from None
     _check_cell(c_entry["cell"], where)
-    return data
+    return config
 
 
 def _check_cell(name: str, where: str) -> None:

@@ -20,6 +20,15 @@ def finite(value: object) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def evaluation_of(summary: Mapping[str, object], which: str) -> Mapping[str, object]:
+    """A supervised run's evaluation that a report ranks by: ``final``, ``best``, or ``test``
+    (the best-validation checkpoint on the test split, where the task has one; else ``final``,
+    so one spec can mix synthetic tasks and datasets)."""
+    if which == "test" and not summary.get("test"):
+        which = "final"
+    return summary.get(which) or {}
+
+
 def competition_ranks(values: Mapping[str, float | None], higher_is_better: bool = True) -> dict[str, int | None]:
     """Rank 1 = best; equal values share the better rank ("1, 2, 2, 4"); None stays unranked."""
     known = {k: v for k, v in values.items() if v is not None and math.isfinite(v)}
