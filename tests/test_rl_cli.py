@@ -11,7 +11,7 @@ from agents.cli import main
 from agents.rl import RecurrentPPO
 
 TINY = [
-    "--env", "memenvs/MemoryChain-v0", "--env-kw", "memory_length=2", "--cell", "gru", "--timesteps", "64",
+    "--task", "memenvs/MemoryChain-v0", "--task-kw", "memory_length=2", "--cell", "gru", "--timesteps", "64",
     "--n-envs", "2", "--n-steps", "16", "--hidden-size", "8", "--net-arch", "8", "--eval-episodes", "4",
     "--no-progress", "--threads", "1",
 ]
@@ -22,7 +22,7 @@ def test_rl_run_writes_a_complete_run_directory(tmp_path, capsys) -> None:
     run = tmp_path / "run"
     summary = json.loads((run / "summary.json").read_text())
     assert summary["timesteps"] == 64 and summary["eval"]["n_episodes"] == 4
-    assert json.loads((run / "config.json").read_text())["env_kwargs"] == {"memory_length": 2}
+    assert json.loads((run / "config.json").read_text())["task_kwargs"] == {"memory_length": 2}
     lines = (run / "progress.csv").read_text().splitlines()
     assert "rollout/ep_rew_mean" in lines[0] and len(lines) == 1 + 64 // 32
     assert any((run / "tensorboard").iterdir())
@@ -39,12 +39,19 @@ def test_rl_run_writes_a_complete_run_directory(tmp_path, capsys) -> None:
     [
         (["--cell", "nope"], "unknown cell 'nope'"),
         (["--cell-kw", "bogus=1"], "bogus"),
-        (["--env-kw", "memory_length=0"], "memory_length=0"),
+        (["--task-kw", "memory_length=0"], "memory_length=0"),
         (["--env", "NoSuchEnv-v3"], "unknown task"),
         (["--seq-len", "5"], "seq_len=5"),
         (["--net-arch", "a,b"], "--net-arch 'a,b'"),
         (["--env-kw", "oops"], "--env-kw 'oops' is malformed"),
-        (["--timesteps", "0"], "--timesteps=0"),
+        (["--task-kw", "oops"], "--task-kw 'oops' is malformed"),
+        (["--timesteps", "0"], "timesteps=0"),
+        (["--hidden-size", "abc"], "--hidden-size 'abc' must be an integer"),
+        (["--lr", "fast"], "--lr 'fast' must be a number"),
+        (["--target-kl", "x"], "--target-kl 'x' must be a number or none"),
+        (["--separate-cells", "maybe"], "--separate-cells 'maybe' must be true or false"),
+        (["--aux-kw", "segment_length=2"], "aux_kwargs need an auxiliary loss"),
+        (["--device", "nodevice"], "nodevice"),
         (["--threads", "0"], "--threads=0"),
     ],
 )

@@ -124,7 +124,7 @@ def test_resume_continues_from_latest_and_refuses_changed_settings(run, tmp_path
     err = capsys.readouterr().err.strip()
     assert "--resume keeps the settings" in err and "--cell" in err and len(err.splitlines()) == 1
     assert main(["rl", "--resume", "--out", str(copy), "--no-progress"]) == 2
-    assert "give a larger --timesteps" in capsys.readouterr().err
+    assert "give a larger timesteps (--timesteps)" in capsys.readouterr().err
 
     assert main(["rl", "--resume", "--out", str(copy), "--timesteps", "128", "--no-progress"]) == 0
     summary = json.loads((copy / "summary.json").read_text())
@@ -150,8 +150,8 @@ def test_resume_refuses_a_latest_file_that_would_run_code(run, tmp_path, capsys)
 
 
 def test_latest_is_written_during_training(tmp_path, monkeypatch) -> None:
-    import agents.rl.cli
     import agents.rl.runs
+    import agents.rl.trainer
 
     saved: list[int] = []
     original = agents.rl.runs.save_latest
@@ -160,7 +160,7 @@ def test_latest_is_written_during_training(tmp_path, monkeypatch) -> None:
         saved.append(model.num_timesteps)
         original(model, path, wall_time_s)
 
-    monkeypatch.setattr(agents.rl.cli, "CHECKPOINT_SECONDS", 0.0)
+    monkeypatch.setattr(agents.rl.trainer, "CHECKPOINT_SECONDS", 0.0)
     monkeypatch.setattr(agents.rl.runs, "save_latest", recording)
     assert main(["rl", *TINY, "--out", str(tmp_path / "run")]) == 0
     assert saved == [32, 64]  # after the first update, and at the end

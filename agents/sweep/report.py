@@ -584,6 +584,26 @@ table{border-collapse:collapse;margin:0.5em 0 1.5em}th,td{border:1px solid #ccc;
 th{background:#f3f3f3}img{max-width:100%;border:1px solid #eee;margin:0.5em 0}code{background:#f6f6f6}"""
 
 
+def _datasets(path: Path, report: SweepReport) -> list[str]:
+    """The datasets the sweep's runs read, as their summaries record them (an embedded subset is
+    marked so: it is not the full dataset a paper uses)."""
+    sweep, seen = SweepDir(path), {}
+    for result in report.results:
+        summary_path = sweep.run_dir(result.run.id) / SUMMARY_FILE
+        dataset = read_json(summary_path).get("dataset") if summary_path.is_file() else None
+        if dataset:
+            text = dataset_text(dataset)
+            seen.setdefault(text, text)
+    return list(seen.values())
+
+
+def dataset_text(dataset: dict[str, Any]) -> str:
+    """``"mnist (embedded subset): train 4,000, validation 500, test 500"`` from a run summary's
+    ``dataset`` (where the files lay is in the summary itself)."""
+    splits = ", ".join(f"{k} {v:,}" for k, v in dataset["splits"].items())
+    return f"{dataset['name']}{' (embedded subset)' if dataset.get('embedded') else ''}: {splits}"
+
+
 def write_sweep_report(path: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
     """Write report.md, report.html, the PNGs and results.csv for a sweep; return report.md's path."""
     report = build_report(path)
@@ -600,6 +620,9 @@ def write_sweep_report(path: str | os.PathLike, out: str | os.PathLike | None = 
              f"fewer than 4 seeds) with its {s['confidence']:.0%} stratified-bootstrap interval (rliable, "
              f"{REPS} resamples). P(better than next): the probability of improvement over the next row, "
              f"the fraction of seed pairs where this cell does better.")
+    datasets = _datasets(Path(path), report)
+    if datasets:
+        intro += " Data: " + "; ".join(datasets) + "."
     if report.ruled:
         intro += (" On a normalised score, a cell whose IQM is at or below the memoryless reference (score <= 0) "
                   "has not solved the task: it gets no rank and is never in the top 2.")

@@ -25,6 +25,7 @@ import yaml
 
 from agents.supervised.runs import read_json
 from agents.sweep.claims import ClaimResult, evaluate_claim, read_manifest
+from agents.sweep.report import dataset_text
 from agents.sweep.runner import MANIFEST, SPEC_COPY, SweepDir
 from agents.sweep.spec import RunSpec
 from agents.sweep.stats import iqm_estimate
@@ -123,9 +124,9 @@ def _section(sweep: SweepDir, result: ClaimResult, figures: Path, page_dir: Path
         _table(_figure_rows(runs, summaries, result)),
         "",
     ]
-    datasets = {(s.get("dataset") or {}).get("source") for s in summaries.values() if s and s.get("dataset")}
+    datasets = {dataset_text(s["dataset"]) for s in summaries.values() if s and s.get("dataset")}
     if datasets:
-        lines += [f"Data: {'; '.join(sorted(d for d in datasets if d))}.", ""]
+        lines += [f"Data: {'; '.join(sorted(datasets))}.", ""]
     if curves is not None:
         lines += [f"![learning curves of {label}]({curves.relative_to(page_dir).as_posix()})", ""]
     row = {"claim": label, "verdict": result.verdict, "checks passed": f"{sum(c.outcome == 'pass' for c in result.checks)}/{len(result.checks)}",
