@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import argparse
 import ast
+import dataclasses
 import importlib
+import inspect
 import re
 import sys
 import time
+import types
+import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +79,185 @@ def set_torch_threads(threads: int | None, flag: str = "--threads") -> None:
     import torch
 
     torch.set_num_threads(threads)
+
+
+# --------------------------------------------------------------------------------------------
+# Flags generated from a config dataclass
+# --------------------------------------------------------------------------------------------
+
+
+def _clean_doc(text: str) -> str:
+    """Docstring markup as plain text: ``x`` -> x, :class:`~a.b.C` -> C."""
+    text = re.sub(r":\w+:`~?([^`]*?)`", lambda m: m.group(1).rsplit(".", 1)[-1] if "~" in m.group(0) else m.group(1), text)
+    return " ".join(text.replace("``", "").split())
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """Field name -> its text in the ``Attributes:`` section of ``cls``'s docstring (an entry
+    ``a, b: text`` documents both fields)."""
+    lines = inspect.cleandoc(cls.__doc__ or "").splitlines()
+    out: dict[str, str] = {}
+    names: list[str] = []
+    text: list[str] = []
+    indent = None
+    inside = False
+
+    def flush() -> None:
+        for name in names:
+            out[name] = _clean_doc(" ".join(text))
+
+    for line in lines:
+        if line.strip() == "Attributes:":
+            inside = True
+            continue
+        if not inside or not line.strip():
+            continue
+        lead = len(line) - len(line.lstrip())
+        if lead == 0:
+            break
+        indent = lead if indent is None else indent
+        entry = re.fullmatch(r"(\w+(?:\s*,\s*\w+)*):\s*(.*)", line.strip()) if lead == indent else None
+        if entry:
+            flush()
+            names = [n.strip() for n in entry.group(1).split(",")]
+            text = [entry.group(2)]
+        else:
+            text.append(line.strip())
+    flush()
+    return out
+
+
+class _Given(argparse.Action):
+    """Keeps what the user typed and under which option (``(option, text)``; a list of them for a
+    repeatable ``key=value`` flag), converted later by :meth:`ConfigFlags.given` so that a bad
+    value is one line naming that option."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:  # noqa: ANN001
+        item = (option_string, values)
+        if self.nargs == "?" and values is None:  # a bare boolean flag
+            item = (option_string, "true")
+        if getattr(self, "repeat", False):
+            item = [*(getattr(namespace, self.dest) or []), item]
+        setattr(namespace, self.dest, item)
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value)) or "[]"
+    return str(value)
+
+
+class ConfigFlags:
+    """One ``--field-name`` flag per field of a config dataclass (see :func:`add_config_flags`)."""
+
+    def __init__(self, cls: type, fields: dict[str, tuple[str, Any, bool]], parsers: dict[str, Callable[[str, str], Any]]):
+        self.cls = cls
+        self._fields = fields  # name -> (primary flag, base type, optional)
+        self._parsers = parsers
+
+    def flag(self, name: str) -> str:
+        """The field's flag (``--hidden-size``)."""
+        return self._fields[name][0]
+
+    def _convert(self, name: str, option: str, text: str) -> Any:
+        _, kind, optional = self._fields[name]
+        if name in self._parsers:
+            return self._parsers[name](text, option)
+        if optional and text.strip().lower() in ("none", "null") + (("off",) if kind in (int, float) else ()):
+            return None
+        if kind is str:
+            return text
+        value = parse_value(text)
+        if kind is bool:
+            if not isinstance(value, bool):
+                raise ValueError(f"{option} {text!r} must be true or false")
+            return value
+        numeric = isinstance(value, int) if kind is int else isinstance(value, (int, float))
+        if isinstance(value, bool) or not numeric:
+            what = "an integer" if kind is int else "a number"
+            raise ValueError(f"{option} {text!r} must be {what}{' or none' if optional else ''}")
+        return float(value) if kind is float else value
+
+    def given(self, args: argparse.Namespace) -> dict[str, Any]:
+        """The fields given on the command line, converted (ValueError naming the flag as typed)."""
+        out: dict[str, Any] = {}
+        for name, (_, kind, _) in self._fields.items():
+            raw = getattr(args, name, None)
+            if raw is None:
+                continue
+            if kind is dict:
+                out[name] = {}
+                for option, item in raw:
+                    out[name].update(parse_kwargs([item], option))
+            else:
+                out[name] = self._convert(name, *raw)
+        return out
+
+
+def add_config_flags(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,  # noqa: SLF001 - argparse's group type
+    cls: type,
+    aliases: dict[str, list[str]] | None = None,
+    parsers: dict[str, Callable[[str, str], Any]] | None = None,
+    metavars: dict[str, str] | None = None,
+    shown_defaults: dict[str, str] | None = None,
+) -> ConfigFlags:
+    """Add one flag per field of the dataclass ``cls`` to ``parser``; returns the :class:`ConfigFlags`
+    that reads them back (:meth:`ConfigFlags.given`: only the fields the user gave, so defaults
+    are the dataclass's and written once).
+
+    ``--field-name`` per field, typed from its annotation: int, float, str, bool (``--flag`` alone
+    means true, or ``--flag true|false``), ``X | None`` (also accepts ``none``), dicts (repeated
+    ``--name-kw key=value``; a ``*_kwargs`` field gets ``--name-kw`` as well as ``--name-kwargs``).
+    Help is the field's entry in the ``Attributes:`` section of the class docstring, with its
+    default.
+
+    Args:
+        aliases: extra option strings per field (``{"task": ["--env"]}``).
+        parsers: per field, ``parse(text, option) -> value`` for types the rules above do not
+            cover (lists); it raises ValueError naming ``option``.
+        metavars: per field, the metavar shown in ``--help``.
+        shown_defaults: per field, how ``--help`` shows its default (when the value's text would
+            mislead, e.g. a None that a custom parser spells differently).
+    """
+    aliases, parsers, metavars, shown_defaults = aliases or {}, parsers or {}, metavars or {}, shown_defaults or {}
+    hints = typing.get_type_hints(cls)
+    docs = field_docs(cls)
+    fields: dict[str, tuple[str, Any, bool]] = {}
+    for f in dataclasses.fields(cls):
+        kind, optional = hints[f.name], False
+        args = typing.get_args(kind)
+        if typing.get_origin(kind) in (typing.Union, types.UnionType) and type(None) in args:
+            rest = [a for a in args if a is not type(None)]
+            kind, optional = (rest[0] if len(rest) == 1 else Any), True
+        kind = typing.get_origin(kind) or kind
+        if kind not in (int, float, str, bool, dict) and f.name not in parsers:
+            raise TypeError(f"{cls.__name__}.{f.name}: no flag for type {hints[f.name]!r} (give a parser)")
+        flag = "--" + f.name.replace("_", "-")
+        options = [flag]
+        if kind is dict and f.name.endswith("_kwargs"):
+            options.append(flag[: -len("kwargs")] + "kw")
+        options += [a for a in aliases.get(f.name, []) if a not in options]
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default  # type: ignore[misc]
+        help_text = docs.get(f.name, "")
+        if kind is not dict and default is not dataclasses.MISSING:
+            shown = f" (default: {shown_defaults.get(f.name) or _describe(default)})"
+            help_text = help_text[:-1] + shown + "." if help_text.endswith(".") else help_text + shown
+        kwargs: dict[str, Any] = {"dest": f.name, "default": None, "action": _Given, "help": help_text.replace("%", "%%")}
+        if kind is bool:
+            kwargs.update(nargs="?", metavar="true|false")
+        elif kind is dict:
+            kwargs["metavar"] = "K=V"
+        else:
+            kwargs["metavar"] = metavars.get(f.name) or (f.name.upper() + ("|none" if optional else ""))
+        action = parser.add_argument(*options, **kwargs)
+        action.repeat = kind is dict
+        fields[f.name] = (flag, kind, optional)
+    return ConfigFlags(cls, fields, parsers)
 
 
 def default_run_dir(name: str, seed: int) -> Path:
