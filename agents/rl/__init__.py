@@ -6,6 +6,8 @@
     model.learn(200_000)
     evaluate(model, make_vec_env("memenvs/TMaze-v0", n_envs=8, seed=100, corridor_length=10), 200)
 
+- :class:`RLConfig` (:mod:`agents.rl.config`) and :func:`train_rl` (:mod:`agents.rl.trainer`): a
+  run from its settings into a run directory (what ``memory-bench rl`` and the sweeps call).
 - :class:`RecurrentPPO` (:mod:`agents.rl.ppo`): the SB3 algorithm (learn / predict with state /
   save / load / callbacks / logger), trained on whole env-sequences with a resets mask.
 - :class:`CellPolicy`, :class:`MultiInputCellPolicy` (:mod:`agents.rl.policy`).
@@ -28,6 +30,7 @@ _LAZY = {
     "CellPolicy": "agents.rl.policy",
     "DictSequenceRolloutBuffer": "agents.rl.buffer",
     "MultiInputCellPolicy": "agents.rl.policy",
+    "RLConfig": "agents.rl.config",
     "RecurrentPPO": "agents.rl.ppo",
     "SequenceRolloutBuffer": "agents.rl.buffer",
     "SequenceSamples": "agents.rl.buffer",
@@ -38,6 +41,7 @@ _LAZY = {
     "split_info": "agents.rl.vec_env",
     "state_to_numpy": "agents.rl.policy",
     "state_to_tensor": "agents.rl.policy",
+    "train_rl": "agents.rl.trainer",
 }
 
 __all__ = sorted(_LAZY)

@@ -2,12 +2,12 @@
 
 Run directory::
 
-    config.json     the run's settings (plain JSON): enough to rebuild the model
+    config.json     the run's :class:`~agents.rl.config.RLConfig` (plain JSON): enough to rebuild the model
     policy.pt       the trained policy's ``state_dict`` (tensors only)
     latest.pt       resume checkpoint: policy and optimizer ``state_dict`` s, auxiliary loss
                     weights, timesteps and updates done, wall time (tensors, numbers, strings)
     progress.csv    SB3's CSV log;  tensorboard/  the same numbers as TensorBoard events
-    summary.json    final evaluation, timesteps, FPS, wall time
+    summary.json    final evaluation, normalised score, timesteps, FPS, wall time
     model.zip       SB3's archive, for ``RecurrentPPO.load`` (see the warning below)
 
 **Which files are safe to load.** ``policy.pt`` and ``latest.pt`` are read with
@@ -25,10 +25,13 @@ from __future__ import annotations
 import csv
 import os
 import pickle
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+
+from agents.rl.config import RLConfig, upgrade_config
 
 if TYPE_CHECKING:
     from stable_baselines3.common.vec_env import VecEnv
@@ -43,20 +46,25 @@ PROGRESS_FILE = "progress.csv"
 SUMMARY_FILE = "summary.json"
 CHECKPOINT_FORMAT = "memory-bench-rl-checkpoint-v1"
 
-#: ``config.json`` keys that are arguments of :class:`~agents.rl.ppo.RecurrentPPO` under another name.
+#: :class:`~agents.rl.config.RLConfig` fields that are arguments of
+#: :class:`~agents.rl.ppo.RecurrentPPO`, and their names there.
 _PPO_ARGS = {
     "n_steps": "n_steps",
     "batch_size": "batch_size",
     "seq_len": "seq_len",
     "n_epochs": "n_epochs",
-    "learning_rate": "learning_rate",
+    "lr": "learning_rate",
     "gamma": "gamma",
     "gae_lambda": "gae_lambda",
-    "ent_coef": "ent_coef",
     "clip_range": "clip_range",
-    "aux_coef": "aux_coef",
+    "clip_range_vf": "clip_range_vf",
+    "ent_coef": "ent_coef",
+    "vf_coef": "vf_coef",
+    "max_grad_norm": "max_grad_norm",
+    "target_kl": "target_kl",
+    "aux_weight": "aux_coef",
     "aux_kwargs": "aux_kwargs",
-    "budget_coef": "budget_coef",
+    "budget_weight": "budget_coef",
 }
 
 
@@ -65,50 +73,55 @@ _PPO_ARGS = {
 # --------------------------------------------------------------------------------------------
 
 
-def policy_kwargs(config: dict[str, Any]) -> dict[str, Any]:
+def _as_config(config: RLConfig | Mapping[str, Any]) -> RLConfig:
+    return config if isinstance(config, RLConfig) else RLConfig.from_dict(upgrade_config(config))
+
+
+def policy_kwargs(config: RLConfig | Mapping[str, Any]) -> dict[str, Any]:
     """The ``policy_kwargs`` of a run's config (cell, its options, sizes, heads)."""
+    config = _as_config(config)
     kwargs: dict[str, Any] = {
-        "cell": config["cell"],
-        "cell_kwargs": dict(config.get("cell_kwargs") or {}),
-        "hidden_size": config.get("hidden_size", 64),
-        "shared_cell": config.get("shared_cell", True),
+        "cell": config.cell,
+        "cell_kwargs": dict(config.cell_kwargs),
+        "hidden_size": config.hidden_size,
+        "shared_cell": not config.separate_cells,
     }
-    if config.get("net_arch") is not None:
-        kwargs["net_arch"] = list(config["net_arch"])
+    if config.net_arch is not None:
+        kwargs["net_arch"] = list(config.net_arch)
     return kwargs
 
 
-def make_env(config: dict[str, Any], seed: int | None, n_envs: int | None = None) -> VecEnv:
-    """The run's env (``config["env"]`` with its ``env_kwargs``) as an SB3 VecEnv."""
+def make_env(config: RLConfig | Mapping[str, Any], seed: int | None, n_envs: int | None = None) -> VecEnv:
+    """The run's env (``config.task`` with its ``task_kwargs``) as an SB3 VecEnv."""
     from agents.rl.vec_env import make_vec_env
 
-    return make_vec_env(config["env"], n_envs=n_envs or config.get("n_envs", 8), seed=seed, **(config.get("env_kwargs") or {}))
+    config = _as_config(config)
+    return make_vec_env(config.task, n_envs=n_envs or config.n_envs, seed=seed, **config.task_kwargs)
 
 
-def build_model(config: dict[str, Any], env: VecEnv, seed: int | None = None, device: str | None = None) -> RecurrentPPO:
+def build_model(
+    config: RLConfig | Mapping[str, Any], env: VecEnv, seed: int | None = None, device: str | None = None
+) -> RecurrentPPO:
     """A fresh :class:`~agents.rl.ppo.RecurrentPPO` with the settings of a run's config.
 
     Args:
-        config: the run's settings (``config.json``: ``cell``, ``cell_kwargs``, ``hidden_size``,
-            ``shared_cell``, ``net_arch`` and the PPO settings; missing ones take the defaults).
+        config: the run's :class:`~agents.rl.config.RLConfig` (or its dict, as in ``config.json``).
         env: the env to train or act on (its spaces must be the run's).
-        seed: seeds torch, numpy and the env; default ``config["seed"]``.
-        device: default ``config["device"]`` (or ``"auto"``).
+        seed: seeds torch, numpy and the env; default ``config.seed``.
+        device: default ``config.device``.
     """
     from gymnasium import spaces
 
     from agents.rl.ppo import RecurrentPPO
 
-    for key in ("env", "cell"):
-        if key not in config:
-            raise ValueError(f"the run config has no {key!r}: not a memory-bench rl config")
-    kwargs = {arg: config[key] for key, arg in _PPO_ARGS.items() if key in config}
+    config = _as_config(config)
+    kwargs = {arg: getattr(config, name) for name, arg in _PPO_ARGS.items()}
     return RecurrentPPO(
         "MultiInputCellPolicy" if isinstance(env.observation_space, spaces.Dict) else "CellPolicy",
         env,
         policy_kwargs=policy_kwargs(config),
-        seed=config.get("seed") if seed is None else seed,
-        device=device or config.get("device", "auto"),
+        seed=config.seed if seed is None else seed,
+        device=device or config.device,
         **kwargs,
     )
 
@@ -202,17 +215,29 @@ def restore_latest(model: RecurrentPPO, checkpoint: dict[str, Any], path: str | 
     model._n_updates = int(checkpoint["n_updates"])  # noqa: SLF001
 
 
-def read_config(run_dir: str | os.PathLike) -> dict[str, Any]:
-    """A run's ``config.json`` (FileNotFoundError when the directory has none)."""
+def read_config(run_dir: str | os.PathLike) -> RLConfig:
+    """A run's ``config.json`` as an :class:`~agents.rl.config.RLConfig` (the files of runs made
+    before it, with ``env``, ``env_kwargs``, ``learning_rate``, ``aux_coef``, ... are read too).
+
+    Raises:
+        FileNotFoundError: the directory has no config.json.
+        ValueError: config.json is not a valid RL config (one line naming the file).
+    """
     import json
 
     path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():
         raise FileNotFoundError(f"no {CONFIG_FILE} in {Path(run_dir)}: not a memory-bench rl run directory")
-    config = json.loads(path.read_text())
-    if not isinstance(config, dict):
+    try:
+        data = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ValueError(f"unreadable {path} ({str(err).splitlines()[0]})") from None
+    if not isinstance(data, dict):
         raise ValueError(f"{path} is not a JSON object")
-    return config
+    try:
+        return RLConfig.from_dict(upgrade_config(data))
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path} is not a memory-bench rl config: {err}") from None
 
 
 def load_policy(
@@ -250,7 +275,7 @@ def load_policy(
     path = run_dir / weights
     state = read_latest(path)["policy"] if weights == LATEST else read_weights(path)
     if env is None:
-        env = make_env(config, seed=config.get("seed"))
+        env = make_env(config, seed=config.seed)
     model = build_model(config, env, device=device)
     _load_state(model.policy, state, path)
     return model
