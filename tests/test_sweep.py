@@ -21,7 +21,7 @@ from agents.cli import parse_kwargs
 from agents.supervised.runs import read_json, write_json
 from agents.sweep import expand, load_spec, run_sweep
 from agents.sweep.spec import apply_overrides, apply_scale, scale_names, shipped_specs, spec_path
-from agents.sweep.execute import rl_argv
+from agents.sweep.execute import execute_run
 from agents.sweep.report import TIMING_COLUMNS, build_report, curve_estimates, write_sweep_report
 from agents.sweep.runner import SweepDir, plan, prepare
 from agents.sweep.stats import competition_ranks, largest_solved
@@ -141,21 +141,61 @@ def test_expand_grid_expressions_and_overrides():
     assert next(r for r in runs if r.task == "add").knob is None  # seq_len is not swept
 
 
-def test_expand_rl_settings_round_trip_through_the_rl_parser():
+def test_expand_rl_settings_are_rl_configs():
+    from agents.rl import RLConfig
+
     spec = {"seeds": 1, "rl": {"timesteps": 64, "n_envs": 2, "net_arch": [], "separate_cells": True},
             "tasks": [{"task": "TMaze-v0", "harness": "rl", "task_kwargs": {"corridor_length": [3, 6]}}],
             "cells": [{"cell": "gru", "hidden_size": 8, "cell_kwargs": {"init": "chrono", "t_max": "=2 * corridor_length"}}]}
     runs = expand(spec)
     assert [r.knob_value for r in runs] == [3, 6] and runs[0].knob == "corridor_length"
-    argv = rl_argv(runs[1].config)
-    values = {argv[i]: argv[i + 1] for i in range(len(argv) - 1) if argv[i].startswith("--")}
-    assert values["--timesteps"] == "64" and values["--net-arch"] == "none" and "--separate-cells" in argv
-    cell_kw = [argv[i + 1] for i, a in enumerate(argv) if a == "--cell-kw"]
-    assert parse_kwargs(cell_kw, "--cell-kw") == {"init": "chrono", "t_max": 12}
-    with pytest.raises(ValueError, match="unknown RL setting.*gama"):
+    config = runs[1].config
+    assert config == RLConfig.from_dict(config).to_dict()  # the whole RLConfig, defaults included
+    assert config["task"] == "TMaze-v0" and config["task_kwargs"] == {"corridor_length": 6}
+    assert config["timesteps"] == 64 and config["net_arch"] == [] and config["separate_cells"] is True
+    assert config["cell_kwargs"] == {"init": "chrono", "t_max": 12} and config["hidden_size"] == 8
+    assert config["seed"] == 0 and config["eval_episodes"] == RLConfig().eval_episodes
+    with pytest.raises(ValueError, match="unknown RL config field.*gama.*allowed are"):
         expand({**spec, "rl": {"gama": 0.9}})
-    with pytest.raises(ValueError, match="--timesteps"):
+    with pytest.raises(ValueError, match="timesteps='many'"):
         expand({**spec, "rl": {"timesteps": "many"}})
+    with pytest.raises(ValueError, match="set task_kwargs in the task/cell entries"):
+        expand({**spec, "rl": {"task_kwargs": {}}})
+
+
+def test_the_sweep_runs_an_rl_run_through_train_rl(tmp_path, monkeypatch):
+    import agents.rl.trainer
+    from agents.rl import RLConfig
+
+    spec = {"seeds": 1, "rl": {"timesteps": 32, "n_envs": 2, "n_steps": 16, "eval_episodes": 2, "device": "cpu", "net_arch": [4]},
+            "tasks": [{"task": "TMaze-v0", "harness": "rl", "task_kwargs": {"corridor_length": 2}}],
+            "cells": [{"cell": "gru", "hidden_size": 4}]}
+    (run,) = expand(spec)
+    calls = []
+    real = agents.rl.trainer.train_rl
+
+    def spy(config, out_dir=None, resume=False, progress=True):
+        calls.append((config, resume, progress))
+        return real(config, out_dir=out_dir, resume=resume, progress=progress)
+
+    monkeypatch.setattr(agents.rl.trainer, "train_rl", spy)
+    result = execute_run(run.to_dict(), tmp_path / "run", tmp_path / "log.txt")
+    assert result["status"] == "done", result["error"]
+    assert calls == [(RLConfig.from_dict(run.config), False, False)]
+    assert read_json(tmp_path / "run" / "config.json") == run.config
+    summary = read_json(tmp_path / "run" / "summary.json")
+    assert summary["timesteps"] == 32 and summary["reference"] is not None and summary["score"] is not None
+
+
+def test_a_plan_written_before_rlconfig_still_runs(tmp_path):
+    # sweep.json of a sweep planned by the old code: memory-bench rl option names
+    old = {"env": "TMaze-v0", "env_kw": {"corridor_length": 2}, "cell": "gru", "cell_kw": {}, "hidden_size": 4,
+           "timesteps": 32, "n_envs": 2, "n_steps": 16, "eval_episodes": 2, "device": "cpu", "net_arch": "4", "seed": 0}
+    run = {"id": "old", "harness": "rl", "config": old}
+    result = execute_run(run, tmp_path / "run", tmp_path / "log.txt")
+    assert result["status"] == "done", result["error"]
+    config = read_json(tmp_path / "run" / "config.json")
+    assert config["task"] == "TMaze-v0" and config["task_kwargs"] == {"corridor_length": 2} and config["net_arch"] == [4]
 
 
 @pytest.mark.parametrize(
