@@ -580,3 +580,22 @@ def test_sweep_cli_dry_run_and_bad_executor(tmp_path, capsys):
     assert cli_main(["sweep", str(path), "--out", str(tmp_path / "x"), "--executor", "local", "--address", "auto"]) == 2
     assert "address='auto' only applies to the ray executor" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_relaunch_accepts_a_manifest_from_before_a_config_field_was_added(tmp_path):
+    """A finished run planned before TrainConfig gained a field (here max_loss, at its default)
+    is the same run: the relaunch goes on; a real change of settings is still refused."""
+    spec = load_spec(two_run_spec())
+    runs = expand(spec)
+    sweep = SweepDir(tmp_path / "s")
+    prepare(spec, runs, sweep)
+    manifest = sweep.read_manifest()
+    for run in manifest["runs"]:
+        del run["config"]["max_loss"]
+        sweep.run_dir(run["id"]).mkdir(parents=True)
+        write_json(sweep.run_dir(run["id"]) / "summary.json", {"status": "completed"})
+    write_json(sweep.manifest_path, manifest)
+    prepare(spec, runs, sweep)
+    changed = expand(load_spec({**two_run_spec(), "supervised": {**TINY, "lr": 0.5}}))
+    with pytest.raises(ValueError, match="lr differ"):
+        prepare(spec, changed, sweep)

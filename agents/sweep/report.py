@@ -262,7 +262,9 @@ def load_result(sweep: SweepDir, run: RunSpec, settings: dict[str, Any]) -> RunR
             curve=([p[0] for p in points], [p[1] for p in points]),
             num_params=_count(summary.get("num_params")),
         )
-    reference = _rl_reference(run.config["env"], json.dumps(run.config.get("env_kw") or {}, sort_keys=True))
+    config = run.config  # an RLConfig dict (or, in a sweep planned before it, the rl options)
+    reference = _rl_reference(config.get("task", config.get("env")),
+                              json.dumps(config.get("task_kwargs", config.get("env_kw")) or {}, sort_keys=True))
     score = _normalise(finite((summary.get("eval") or {}).get("mean_return")), reference)
     rows = _read_csv(run_dir / "progress.csv")
     points = [(finite(r.get("time/total_timesteps")), _normalise(finite(r.get("rollout/ep_rew_mean")), reference))

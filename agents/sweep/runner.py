@@ -134,10 +134,26 @@ def _lock(path: Path):
     return handle
 
 
+def _current_form(run: dict[str, Any]) -> dict[str, Any]:
+    """A planned run as this version plans it: its config through today's config class, so a
+    field added since (at its default) or an RL key renamed since is not a change of settings."""
+    from agents.rl.config import RLConfig, upgrade_config
+    from agents.supervised.trainer import TrainConfig
+
+    try:
+        if run["harness"] == "supervised":
+            config = TrainConfig.from_dict(run["config"]).to_dict()
+        else:
+            config = RLConfig.from_dict(upgrade_config(run["config"])).to_dict()
+    except (ValueError, TypeError):
+        return run  # not readable as today's config: compared as written
+    return {**run, "config": config}
+
+
 def prepare(spec: Mapping[str, Any], runs: list[RunSpec], sweep: SweepDir) -> None:
     """Write spec.yaml and sweep.json; refuse a relaunch that changes a finished run's settings."""
     if sweep.manifest_path.is_file():
-        old = {r["id"]: r for r in sweep.read_manifest()["runs"]}
+        old = {r["id"]: _current_form(r) for r in sweep.read_manifest()["runs"]}
         for run in runs:
             before = old.get(run.id)
             if before is not None and before != run.to_dict() and sweep.status(run.id) == "done":

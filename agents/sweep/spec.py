@@ -7,7 +7,7 @@
     supervised:                    # TrainConfig fields shared by every supervised run
       updates: 2000
       batch_size: 10
-    rl:                            # `memory-bench rl` settings shared by every RL run
+    rl:                            # RLConfig fields shared by every RL run
       timesteps: 100000
     tasks:
       - task: copy                 # a list value is a grid axis; the rest is fixed
@@ -100,9 +100,8 @@ class RunSpec:
         cell: the cell entry's label (a leaderboard row).
         seed: the run's seed.
         knob, knob_value: the memory-length kwarg and its value (None if the task has none).
-        config: a :class:`~agents.supervised.TrainConfig` dict (supervised) or the RL settings
-            (keys are ``memory-bench rl`` option names: ``env``, ``env_kw``, ``cell``,
-            ``cell_kw``, ``hidden_size``, ``timesteps``, ``lr``, ...).
+        config: a :class:`~agents.supervised.TrainConfig` dict (supervised) or a
+            :class:`~agents.rl.RLConfig` dict (RL).
     """
 
     id: str
