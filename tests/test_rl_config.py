@@ -81,7 +81,7 @@ def test_dict_round_trip_and_unknown_keys() -> None:
     data = config.to_dict()
     assert data["net_arch"] == [] and RLConfig.from_dict(json.loads(json.dumps(data))) == config
     assert list(data) == [f.name for f in dataclasses.fields(RLConfig)]
-    with pytest.raises(ValueError, match=r"unknown RL config field\(s\) aux_coef, env: allowed are .*aux_weight.*task"):
+    with pytest.raises(ValueError, match=r"unknown RLConfig field\(s\) aux_coef, env: allowed are .*aux_weight.*task"):
         RLConfig.from_dict({"env": "TMaze-v0", "aux_coef": 0.5})
 
 

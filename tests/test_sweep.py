@@ -155,7 +155,7 @@ def test_expand_rl_settings_are_rl_configs():
     assert config["timesteps"] == 64 and config["net_arch"] == [] and config["separate_cells"] is True
     assert config["cell_kwargs"] == {"init": "chrono", "t_max": 12} and config["hidden_size"] == 8
     assert config["seed"] == 0 and config["eval_episodes"] == RLConfig().eval_episodes
-    with pytest.raises(ValueError, match="unknown RL config field.*gama.*allowed are"):
+    with pytest.raises(ValueError, match="unknown RLConfig field.*gama.*allowed are"):
         expand({**spec, "rl": {"gama": 0.9}})
     with pytest.raises(ValueError, match="timesteps='many'"):
         expand({**spec, "rl": {"timesteps": "many"}})

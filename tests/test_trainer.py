@@ -216,7 +216,7 @@ def test_build_rejects_bad_task_model_or_metric(changes, words):
 def test_config_json_round_trip_and_unknown_field():
     config = small(curriculum=[[2, 3]], clip=None, tbptt=4)
     assert TrainConfig.from_dict(config.to_dict()) == config
-    with pytest.raises(ValueError, match="unknown config field"):
+    with pytest.raises(ValueError, match="unknown TrainConfig field"):
         TrainConfig.from_dict({**config.to_dict(), "lr_decay": 0.5})
 
 

@@ -15,11 +15,11 @@ are :class:`~agents.rl.ppo.RecurrentPPO`'s. This module imports nothing heavy (`
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from agents.config import RunConfig
 
 #: Fields that ``train_rl(..., resume=True)`` may change (everything else must match the saved config).
 RESUMABLE_CHANGES = ("timesteps", "eval_episodes", "device")
@@ -39,7 +39,7 @@ LEGACY_KEYS = {
 
 
 @dataclass
-class RLConfig:
+class RLConfig(RunConfig):
     """Everything that defines an RL run (recurrent PPO on an env); saved as the run's ``config.json``.
 
     Defaults are the ``memory-bench rl`` defaults: PPO settings of CleanRL's PPO-LSTM where SB3's
@@ -166,22 +166,7 @@ class RLConfig:
         self.budget_weight = check_float("budget_weight", self.budget_weight, low=0.0)
         self.seed = check_int("seed", self.seed, low=0)
         self.eval_episodes = check_int("eval_episodes", self.eval_episodes, low=1)
-        try:
-            json.dumps(self.to_dict())
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"the config must be JSON-serialisable (check the *_kwargs values): {err}") from None
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RLConfig:
-        """Build from a dict (e.g. a run's config.json); unknown keys raise ValueError."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f"unknown RL config field(s) {', '.join(unknown)}: allowed are {', '.join(sorted(names))}")
-        return cls(**data)
+        self.check_json()
 
 
 def parse_net_arch(text: str, flag: str = "--net-arch") -> list[int]:

@@ -21,7 +21,6 @@ update loop (sample, forward, losses, backward, clip, step, evaluate, checkpoint
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import json
 import math
@@ -39,6 +38,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 import memenvs
+from agents.config import RunConfig
 from agents.cells.base import CELLS
 from agents.losses.budget import budget_loss
 from agents.models import ENCODERS, READOUT_INITS, SequenceModel, count_parameters
@@ -84,7 +84,7 @@ class TrainingDiverged(RuntimeError):
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(RunConfig):
     """Everything that defines a supervised run; saved as the run's ``config.json``.
 
     Defaults follow the NRU paper's synthetic-task recipe (docs/nru.md#experiments-and-settings: Adam 1e-3, batch 10, clip
@@ -240,22 +240,7 @@ class TrainConfig:
             )
         if self.target_value is not None:
             self.target_value = check_float("target_value", self.target_value)
-        try:
-            json.dumps(self.to_dict())
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"the config must be JSON-serialisable (check the *_kwargs values): {err}") from None
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Build from a dict (e.g. a run's config.json); unknown keys raise ValueError."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f"unknown config field(s) {', '.join(unknown)}: allowed are {', '.join(sorted(names))}")
-        return cls(**data)
+        self.check_json()
 
 
 # --------------------------------------------------------------------------------------------

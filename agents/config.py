@@ -1,0 +1,34 @@
+"""What the run configurations of both harnesses share (:class:`agents.supervised.TrainConfig`,
+:class:`agents.rl.RLConfig`): a JSON round trip that refuses unknown fields."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+Config = TypeVar("Config", bound="RunConfig")
+
+
+class RunConfig:
+    """Mixin for a run's config dataclass: saved as the run's ``config.json``."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls: type[Config], data: Mapping[str, Any]) -> Config:
+        """Build from a dict (e.g. a run's config.json); unknown keys raise ValueError."""
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} field(s) {', '.join(unknown)}: allowed are {', '.join(sorted(names))}")
+        return cls(**data)
+
+    def check_json(self) -> None:
+        """ValueError unless the config can be written as JSON (called by ``__post_init__``)."""
+        try:
+            json.dumps(self.to_dict())
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"the config must be JSON-serialisable (check the *_kwargs values): {err}") from None
