@@ -105,9 +105,10 @@ def _section(sweep: SweepDir, result: ClaimResult, figures: Path, page_dir: Path
         "",
         f"**Claim.** {result.statement}",
         "",
-        f"**Our setup.** {' '.join(str(spec.get('description', '')).split())} Method and the paper's own "
-        f"settings: [docs/{result.name}.md](docs_link). Reproduce: `{command}`.".replace(
-            "docs_link", f"{result.name}.md"),
+        f"**Our setup.** {' '.join(str(spec.get('description', '')).split())}"
+        + (f" Method and the paper's own settings: [docs/{result.name}.md]({result.name}.md)."
+           if (page_dir / f"{result.name}.md").is_file() else "")
+        + f" Reproduce: `{command}`.",
         "",
         f"**Criterion** (written before the runs). {result.criterion}",
         "",
@@ -119,7 +120,7 @@ def _section(sweep: SweepDir, result: ClaimResult, figures: Path, page_dir: Path
         "",
         f"Final figures: `{result.metric}` at the `{result.which}` evaluation, IQM [95% CI] over seeds; "
         "updates/s is the median over seeds, each run on one torch thread with two runs side by side on a "
-        "2-core CPU.",
+        "2-core CPU, at times with other work running: indicative, not a speed benchmark.",
         "",
         _table(_figure_rows(runs, summaries, result)),
         "",
