@@ -15,6 +15,8 @@ from tiny_cells import TinyRNN, register
 class TinyGated(TinyRNN):
     """A tanh RNN that reports a (fake) time gate so the chunked bookkeeping can be checked."""
 
+    time_gated = True
+
     def forward(self, inputs, state=None, resets=None):
         out, state = self._loop(inputs, state, resets)
         T, B = inputs.shape[:2]

@@ -28,6 +28,8 @@ from tiny_cells import TinyRNN, register
 class GatedRNN(TinyRNN):
     """TinyRNN with a learnable constant "time gate" sigmoid(g) (like g-LSTM's contract)."""
 
+    time_gated = True
+
     def __init__(self, input_size: int, hidden_size: int) -> None:
         super().__init__(input_size, hidden_size)
         self.gate = nn.Parameter(torch.linspace(-2.0, 2.0, hidden_size))
