@@ -234,9 +234,12 @@ def _top_k(check: dict[str, Any], values, missing) -> CheckResult:
     cell, k = check["cell"], int(check.get("k", 2))
     everywhere: dict[str, bool] = {}
     lines = []
+    incomplete = []
     for task, cells in values.items():
         if any(missing.get(task, {}).values()):
-            return CheckResult(check, "inconclusive", f"{task}: runs missing or diverged ({missing[task]})")
+            lost = ", ".join(f"{c} {n} of {n + len(cells[c])}" for c, n in missing[task].items() if n)
+            incomplete.append(f"{task}: runs missing or diverged ({lost})")
+            continue
         scores = {c: iqm(v) for c, v in cells.items()}
         solved = {c: s for c, s in scores.items() if s is not None and s > 0}
         ranks = competition_ranks(solved)
@@ -244,7 +247,9 @@ def _top_k(check: dict[str, Any], values, missing) -> CheckResult:
         lines.append(f"{task}: top {k} " + (", ".join(f"{c} {scores[c]:.3f}" for c in top) or "none (no cell solved it)"))
         for c in cells:
             everywhere[c] = everywhere.get(c, True) and c in top
-    detail = "; ".join(lines)
+    detail = "; ".join(lines + incomplete)
+    if incomplete:
+        return CheckResult(check, "inconclusive", detail)
     if not everywhere.get(cell, False):
         return CheckResult(check, "fail", detail)
     others = [c for c, ok in everywhere.items() if ok and c != cell]

@@ -118,7 +118,9 @@ def _section(sweep: SweepDir, result: ClaimResult, figures: Path, page_dir: Path
         "",
         f"**Verdict: {result.verdict}.**",
         "",
-        f"Final figures: `{result.metric}` at the `{result.which}` evaluation, IQM [95% CI] over seeds; "
+        f"Final figures: `{result.metric}` at the `{result.which}` evaluation"
+        + (" (the best-validation checkpoint on the test split; the final evaluation for tasks without one)"
+           if result.which == "test" else "") + ", IQM [95% CI] over seeds; "
         "updates/s is the median over seeds, each run on one torch thread with two runs side by side on a "
         "2-core CPU, at times with other work running: indicative, not a speed benchmark.",
         "",
