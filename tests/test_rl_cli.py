@@ -99,3 +99,22 @@ def test_threads_default_to_one_on_the_cpu(tmp_path, capsys) -> None:
     (sub,) = [a for a in build_parser("rl")._actions if a.dest == "command"]  # noqa: SLF001
     (threads,) = [a for a in sub.choices["rl"]._actions if a.dest == "threads"]  # noqa: SLF001
     assert threads.default is None and "default 1" in threads.help
+
+
+def test_report_reads_an_rl_run(tmp_path):
+    """memory-bench report on an RL run: env steps, the evaluation's normalised score (checked
+    against the summary's reference returns) and a curve of normalised training returns."""
+    from agents.cli import main as cli_main
+    from agents.supervised.report import write_report
+
+    out = tmp_path / "run"
+    assert cli_main(["rl", "--task", "memenvs/TMaze-v0", "--task-kw", "corridor_length=3", "--cell", "gru",
+                     "--hidden-size", "8", "--timesteps", "256", "--n-envs", "2", "--n-steps", "64",
+                     "--eval-episodes", "4", "--out", str(out), "--no-progress"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    ref = summary["reference"]
+    want = (summary["eval"]["mean_return"] - ref["memoryless"]) / (ref["optimal"] - ref["memoryless"])
+    path, table = write_report([out], tmp_path / "report")
+    row = table.splitlines()[2].split(" | ")
+    assert row[4] == "256" and float(row[7]) == pytest.approx(want, abs=1e-3) and row[-1].startswith("completed")
+    assert (tmp_path / "report" / "curves_score.png").is_file()

@@ -6,7 +6,10 @@
     # -> reports/copy/report.md, curves_loss.png, curves_score.png (+ curves_accuracy.png)
 
 Numbers come from each run's ``metrics.csv`` (so a run still in progress can be reported) plus
-``summary.json`` / ``config.json`` for the parameter count, status and speed. "final" is the last
+``summary.json`` / ``config.json`` for the parameter count, status and speed. An RL run
+(``memory-bench rl``) is read from its ``progress.csv``: its updates are environment steps, its
+speed env steps/s, its final score the evaluation's normalised return and its curve the training
+episodes' normalised return. "final" is the last
 evaluation, "best" the best evaluation of the run (lowest loss, highest score).
 """
 
@@ -57,11 +60,32 @@ def _number(text: str) -> float | None:
 
 
 def load_run(run: RunDir, name: str | None = None) -> RunRecord:
-    """Read config, summary (if written) and metrics of a run."""
-    _, rows = run.read_metrics() if run.metrics_path.is_file() else ([], [])
+    """Read config, summary (if written) and metrics of a run: a supervised run's metrics.csv, or
+    an RL run's progress.csv with its episode returns normalised by the env's reference returns
+    (``summary["reference"]``) as ``eval_score`` per environment step."""
     summary = read_json(run.summary_path) if run.summary_path.is_file() else None
+    progress = run.path / "progress.csv"
+    if not run.metrics_path.is_file() and progress.is_file():
+        return RunRecord(name or run.path.name, run.read_config(), summary, _rl_rows(progress, summary))
+    _, rows = run.read_metrics() if run.metrics_path.is_file() else ([], [])
     parsed = [{k: _number(v) for k, v in row.items()} for row in rows]
     return RunRecord(name or run.path.name, run.read_config(), summary, parsed)
+
+
+def _rl_rows(progress: Path, summary: dict[str, Any] | None) -> list[dict[str, float | None]]:
+    """An RL run's progress.csv as report rows: ``update`` = environment steps, ``eval_score`` =
+    the mean episode return normalised by the reference returns (None without them)."""
+    import csv
+
+    reference = (summary or {}).get("reference") or {}
+    low, high = reference.get("memoryless"), reference.get("optimal")
+    rows = []
+    with open(progress, newline="") as f:
+        for row in csv.DictReader(f):
+            steps, ret = _number(row.get("time/total_timesteps", "")), _number(row.get("rollout/ep_rew_mean", ""))
+            score = None if ret is None or low is None or high == low else (ret - low) / (high - low)
+            rows.append({"update": steps, "eval_score": score})
+    return rows
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
@@ -100,7 +124,7 @@ def table_rows(records: list[RunRecord]) -> list[dict[str, str]]:
         updates, losses = rec.column(CURVES["loss"][0])
         _, scores = rec.column(CURVES["score"][0])
         summary = rec.summary or {}
-        speed = summary.get("updates_per_second")
+        speed = summary.get("updates_per_second", summary.get("fps"))
         if speed is None and rec.rows and rec.rows[-1].get("wall_time"):
             speed = rec.rows[-1]["update"] / rec.rows[-1]["wall_time"]
         out.append(
@@ -109,13 +133,13 @@ def table_rows(records: list[RunRecord]) -> list[dict[str, str]]:
                 "task": _task_label(rec.config),
                 "cell": _cell_label(rec.config),
                 "params": _fmt(summary.get("num_params")),
-                "updates": _fmt(int(updates[-1]) if updates else None),
+                "updates": _fmt(summary.get("timesteps") if "fps" in summary else (int(updates[-1]) if updates else None)),
                 "final loss": _fmt(losses[-1] if losses else None),
                 "best loss": _fmt(min(losses) if losses else None),
-                "final score": _fmt(scores[-1] if scores else None, 3),
+                "final score": _fmt(summary.get("score") if "fps" in summary else (scores[-1] if scores else None), 3),
                 "best score": _fmt(max(scores) if scores else None, 3),
                 "updates/s": _fmt(speed, 3),
-                "status": summary.get("status", "running?"),
+                "status": summary.get("status", "completed" if summary else "running?"),
             }
         )
     return out
