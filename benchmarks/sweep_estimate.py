@@ -41,7 +41,7 @@ def rl_speed(settings: dict) -> float:
     import tempfile
 
     from agents.sweep.execute import _train_rl
-    from agents.supervised.runs import read_json
+    from agents.results.runs import read_json
 
     n = int(settings.get("n_envs", 8)) * int(settings.get("n_steps", 128))
     with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):

@@ -6,11 +6,11 @@ import shutil
 
 import pytest
 
-from agents.supervised.runs import write_json
+from agents.results.runs import write_json
 from agents.sweep.claims import evaluate_claim
 from agents.sweep.runner import SweepDir, prepare
 from agents.sweep.spec import expand, load_spec
-from agents.sweep.stats import iqm, iqm_estimate, probability_of_improvement
+from agents.results.stats import iqm, iqm_estimate, probability_of_improvement
 
 TINY = {"updates": 3, "eval_every": 3, "eval_batches": 1, "eval_batch_size": 4, "batch_size": 2}
 
@@ -175,7 +175,7 @@ def test_checks_are_per_scale_and_checked_before_running():
 
 
 def test_which_test_falls_back_to_final_without_a_test_split():
-    from agents.sweep.stats import evaluation_of
+    from agents.results.stats import evaluation_of
 
     with_test = {"final": {"metrics": {"score": 0.1}}, "test": {"metrics": {"score": 0.7}}}
     assert evaluation_of(with_test, "test")["metrics"]["score"] == 0.7

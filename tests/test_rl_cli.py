@@ -105,7 +105,7 @@ def test_report_reads_an_rl_run(tmp_path):
     """memory-bench report on an RL run: env steps, the evaluation's normalised score (checked
     against the summary's reference returns) and a curve of normalised training returns."""
     from agents.cli import main as cli_main
-    from agents.supervised.report import write_report
+    from agents.results.report import write_report
 
     out = tmp_path / "run"
     assert cli_main(["rl", "--task", "memenvs/TMaze-v0", "--task-kw", "corridor_length=3", "--cell", "gru",

@@ -18,7 +18,7 @@ import torch
 from agents.cli import main
 from agents.supervised import TrainConfig, TrainingDiverged, load_model, train
 from agents.supervised import trainer as trainer_module
-from agents.supervised.runs import CHECKPOINT_FORMAT, CheckpointError, load_checkpoint, save_checkpoint
+from agents.results.runs import CHECKPOINT_FORMAT, CheckpointError, load_checkpoint, save_checkpoint
 from memenvs.tasks.copy import CopyTask
 
 MODULE = __name__

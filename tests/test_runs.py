@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from agents.supervised.report import load_run, markdown_table, write_report
-from agents.supervised.runs import (
+from agents.results.report import load_run, markdown_table, write_report
+from agents.results.runs import (
     CHECKPOINT_FORMAT,
     CheckpointError,
     RunDir,

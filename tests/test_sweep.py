@@ -18,13 +18,13 @@ import yaml
 
 from agents.cli import main as cli_main
 from agents.cli import parse_kwargs
-from agents.supervised.runs import read_json, write_json
+from agents.results.runs import read_json, write_json
 from agents.sweep import expand, load_spec, run_sweep
 from agents.sweep.spec import apply_overrides, apply_scale, scale_names, shipped_specs, spec_path
 from agents.sweep.execute import execute_run
 from agents.sweep.report import TIMING_COLUMNS, build_report, curve_estimates, write_sweep_report
 from agents.sweep.runner import SweepDir, plan, prepare
-from agents.sweep.stats import competition_ranks, largest_solved
+from agents.results.stats import competition_ranks, largest_solved
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"updates": 3, "eval_every": 3, "eval_batches": 1, "eval_batch_size": 8, "batch_size": 4}

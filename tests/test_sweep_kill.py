@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from agents.cli import main as cli_main
-from agents.supervised.runs import read_json
+from agents.results.runs import read_json
 from agents.sweep import SweepDir, expand, run_sweep
 from agents.sweep.locks import holder, write_lock
 

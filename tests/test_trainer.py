@@ -16,7 +16,7 @@ from torch import nn
 import memenvs
 from agents.supervised import TrainConfig, TrainingDiverged, build, evaluate, load_model, train
 from agents.supervised.metrics import MetricAccumulator, sequence_loss, to_tensors
-from agents.supervised.runs import load_checkpoint
+from agents.results.runs import load_checkpoint
 from memenvs.tasks.copy import CopyTask
 from tiny_cells import TinyRNN, register
 
@@ -400,7 +400,7 @@ def test_lr_halving_on_plateaus(tmp_path, monkeypatch) -> None:
     improvement (patience 2, evaluating every update): after update 0 sets the best, updates 2,
     4 and 6 halve it; a resumed run continues the same schedule."""
     import agents.supervised.trainer as trainer
-    from agents.supervised.runs import load_checkpoint
+    from agents.results.runs import load_checkpoint
 
     monkeypatch.setattr(trainer, "evaluate", lambda *args, **kwargs: {"ce": 1.0, "accuracy": 0.5, "score": 0.0})
     config = TrainConfig(task="copy", task_kwargs={"delay": 2}, hidden_size=4, updates=5, eval_every=1,

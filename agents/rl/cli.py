@@ -56,7 +56,7 @@ def run_rl(args: argparse.Namespace) -> int:
     from agents.rl.config import RLConfig
     from agents.rl.runs import CONFIG_FILE, read_config
     from agents.rl.trainer import train_rl
-    from agents.supervised.runs import RunDir
+    from agents.results.runs import RunDir
 
     given = args.config_flags.given(args)
     if args.resume:

@@ -35,7 +35,7 @@ from typing import Any
 from agents.cli import default_run_dir
 from agents.rl import runs
 from agents.rl.config import RESUMABLE_CHANGES, RLConfig
-from agents.supervised.runs import RunDir, write_json
+from agents.results.runs import RunDir, write_json
 
 #: Seconds between two writes of latest.pt during training (it is also written at the end).
 CHECKPOINT_SECONDS = 60.0

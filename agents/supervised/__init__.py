@@ -4,8 +4,8 @@
     summary = train(TrainConfig(task="copy", cell="gru", hidden_size=82, updates=2000), out_dir="runs/gru")
 
 See :mod:`agents.supervised.trainer` (the loop), :mod:`~agents.supervised.metrics` (losses and
-metrics), :mod:`~agents.supervised.runs` (run directories, checkpoints, resume) and
-:mod:`~agents.supervised.report` (markdown tables and learning curves).
+metrics), :mod:`~agents.results.runs` (run directories, checkpoints, resume) and
+:mod:`~agents.results.report` (markdown tables and learning curves).
 """
 
 from agents.supervised.trainer import (

@@ -61,7 +61,7 @@ def default_threads(threads: int | None, device: str) -> int | None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from agents.supervised.runs import RunDir
+    from agents.results.runs import RunDir
     from agents.supervised.trainer import TrainConfig, TrainingDiverged, train
 
     given = args.config_flags.given(args)
@@ -120,7 +120,7 @@ def _add_train(subparsers) -> None:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from agents.supervised.report import write_report
+    from agents.results.report import write_report
 
     if len(args.runs) == 1 and (Path(args.runs[0]) / "sweep.json").is_file():  # a sweep directory
         from agents.sweep.report import write_sweep_report

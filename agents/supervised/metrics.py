@@ -24,6 +24,8 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from agents.results.stats import LOWER_IS_BETTER
+
 #: Metric names produced by :class:`MetricAccumulator`, by target kind, in column order.
 METRICS: dict[str, tuple[str, ...]] = {
     "class": ("ce", "bpc", "accuracy", "sequence_accuracy", "return", "score"),
@@ -31,8 +33,6 @@ METRICS: dict[str, tuple[str, ...]] = {
 }
 #: The training loss of each target kind (``"loss"`` is accepted as an alias for it).
 LOSS_METRIC = {"class": "ce", "real": "mse"}
-#: Metrics where smaller is better (everything else: larger is better).
-LOWER_IS_BETTER = frozenset({"ce", "bpc", "mse"})
 
 
 def metric_names(target_kind: str, gated: bool = False) -> tuple[str, ...]:

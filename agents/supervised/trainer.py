@@ -42,17 +42,7 @@ from agents.config import RunConfig
 from agents.cells.base import CELLS
 from agents.losses.budget import budget_loss
 from agents.models import ENCODERS, READOUT_INITS, SequenceModel, count_parameters
-from agents.supervised.metrics import (
-    LOWER_IS_BETTER,
-    MetricAccumulator,
-    is_better,
-    metric_names,
-    reached,
-    resolve_metric,
-    sequence_loss,
-    to_tensors,
-)
-from agents.supervised.runs import (
+from agents.results.runs import (
     CHECKPOINT_FORMAT,
     CheckpointError,
     RunDir,
@@ -62,6 +52,16 @@ from agents.supervised.runs import (
     rng_state,
     save_checkpoint,
     write_json,
+)
+from agents.results.stats import LOWER_IS_BETTER
+from agents.supervised.metrics import (
+    MetricAccumulator,
+    is_better,
+    metric_names,
+    reached,
+    resolve_metric,
+    sequence_loss,
+    to_tensors,
 )
 from memenvs.core import SequenceBatch, SequenceTask, _resolve_task, check_choice, check_float, check_int
 

@@ -3,7 +3,7 @@
 A spec's ``claim:`` block (written before its runs) states the claim, the criterion in words and
 the machine-checkable ``checks``. Each check reads the runs of one or two cells on a task variant
 (``task`` is the variant as the report names it, e.g. ``copy delay=100``), aggregated over seeds
-with the interquartile mean (IQM, :func:`agents.sweep.stats.iqm`), and gives ``pass``, ``fail``
+with the interquartile mean (IQM, :func:`agents.results.stats.iqm`), and gives ``pass``, ``fail``
 or ``inconclusive``:
 
 - ``better`` (cell A, than B, margin m): pass when IQM(A) - IQM(B) >= m and the probability of
@@ -37,10 +37,10 @@ from typing import Any
 
 import yaml
 
-from agents.supervised.runs import read_json
+from agents.results.runs import read_json
 from agents.sweep.runner import SPEC_COPY, SweepDir
 from agents.sweep.spec import RunSpec, load_spec, shipped_specs
-from agents.sweep.stats import competition_ranks, evaluation_of, finite, iqm, probability_of_improvement
+from agents.results.stats import competition_ranks, evaluation_of, finite, iqm, probability_of_improvement
 
 OUTCOMES = ("pass", "fail", "inconclusive")
 CHECK_TYPES = ("better", "not_worse", "solves", "compute_at_most", "faster", "top_k")

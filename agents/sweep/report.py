@@ -56,13 +56,12 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from agents.supervised.metrics import LOWER_IS_BETTER
-from agents.supervised.report import markdown_table
-from agents.supervised.runs import read_json
+from agents.results.report import markdown_table
+from agents.results.runs import read_json
 from agents.sweep.execute import ERROR_FILE, SUMMARY_FILE
 from agents.sweep.runner import SweepDir
 from agents.sweep.spec import REPORT_DEFAULTS, RunSpec, _slug
-from agents.sweep.stats import Estimate, competition_ranks, evaluation_of, finite, iqm_estimate, largest_solved, probability_of_improvement
+from agents.results.stats import LOWER_IS_BETTER, Estimate, competition_ranks, evaluation_of, finite, iqm_estimate, largest_solved, probability_of_improvement
 
 #: Columns that hold wall-clock measurements (differ between identical sweeps).
 TIMING_COLUMNS = ("updates/s", "env-steps/s")

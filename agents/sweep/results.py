@@ -23,12 +23,12 @@ from typing import Any
 
 import yaml
 
-from agents.supervised.runs import read_json
+from agents.results.runs import read_json
 from agents.sweep.claims import ClaimResult, evaluate_claim, read_manifest
 from agents.sweep.report import dataset_text
 from agents.sweep.runner import MANIFEST, SPEC_COPY, SweepDir
 from agents.sweep.spec import RunSpec
-from agents.sweep.stats import iqm_estimate
+from agents.results.stats import iqm_estimate
 
 RUN_FILES = ("config.json", "summary.json", "metrics.csv", "error.json")
 DEFAULT_ARCHIVE = Path("results")

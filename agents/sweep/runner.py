@@ -4,7 +4,7 @@ Sweep directory::
 
     spec.yaml           the spec as loaded (defaults filled in)
     sweep.json          the expanded runs (id, labels, knob, full config of each)
-    runs/<id>/          one run directory per run (see agents.supervised.runs / memory-bench rl),
+    runs/<id>/          one run directory per run (see agents.results.runs / memory-bench rl),
                         plus error.json when the run failed
     logs/<id>.log       stdout/stderr of the run's last execution
     locks/<id>.lock     the process running the run, while it runs (see agents.sweep.locks)
@@ -39,7 +39,7 @@ from typing import Any
 import yaml
 from tqdm.auto import tqdm
 
-from agents.supervised.runs import read_json, write_json
+from agents.results.runs import read_json, write_json
 from agents.sweep.execute import ERROR_FILE, SUMMARY_FILE
 from agents.sweep import locks
 from agents.sweep.executors import Job, make_executor, stop_on_signals

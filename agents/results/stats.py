@@ -11,6 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 
 
+#: Metrics where lower is better (losses and bits per character); every other metric is maximised.
+LOWER_IS_BETTER = frozenset({"ce", "bpc", "mse"})
+
+
 def finite(value: object) -> float | None:
     """``value`` as a float, or None if it is missing, not a number, NaN or infinite."""
     try:

@@ -24,7 +24,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from agents.supervised.runs import RunDir, find_runs, read_json
+from agents.results.runs import RunDir, find_runs, read_json
 
 #: Learning-curve plots: file suffix -> (metrics.csv columns to try, y label).
 CURVES = {
