@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from agents.cells import make_cell
-from agents.cells import nru
+from agents.cells import nru_sequence
 from agents.cells.nru import NRUCell
 
 
@@ -139,7 +139,7 @@ def test_sequence_node_equals_autograd_loop(use_relu: bool, chunk_columns: int, 
     """Float64: the one-node sequence and the per-step autograd loop agree to 1e-10 in outputs,
     final state and all gradients, from a non-zero state, with resets at step 0 and back to back
     (the back-to-back pair straddles a chunk boundary when chunks are 2 steps)."""
-    monkeypatch.setattr(nru, "_CHUNK_COLUMNS", chunk_columns)
+    monkeypatch.setattr(nru_sequence, "_CHUNK_COLUMNS", chunk_columns)
     torch.manual_seed(3)
     cell = make_cell("nru", 3, 5, memory_size=16, num_heads=4, use_relu=use_relu).double()
     inputs = torch.randn(7, 3, 3, dtype=torch.float64, requires_grad=True)
@@ -148,7 +148,7 @@ def test_sequence_node_equals_autograd_loop(use_relu: bool, chunk_columns: int, 
     resets[0, 1] = True
     resets[3, 0] = resets[4, 0] = True
     node = _run(cell.forward, cell, inputs, state, resets)
-    assert type(node[0].grad_fn).__name__ == "_NRUSequenceBackward"  # not the loop
+    assert type(node[0].grad_fn).__name__ == "NRUSequenceBackward"  # not the loop
     loop = _run(cell.loop, cell, inputs, state, resets)
     assert len(node) == 3 + 3 + len(list(cell.parameters()))
     for a, b in zip(node, loop, strict=True):
