@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from agents.cells.base import RecurrentCell, check_inputs, reset_state
+from agents.cells.base import RecurrentCell, check_inputs
 from agents.cells.fused import check_chrono_t_max
 from agents.cells.kaf_table import KAFGRUGates, Tabulate, TabulatedKAF
 from agents.cells.lstm_sequence import run_lstm_sequence
@@ -206,21 +206,11 @@ class _KAFCell(RecurrentCell):
         """The shared contract (see :mod:`agents.cells.base`), with the input projection of all
         steps done in one matmul and the KAF tables built once per call."""
         check_inputs(self, inputs, resets)
-        batch = inputs.shape[1]
-        if state is None:
-            state = self.initial_state(batch, inputs.device)
         weight_ih, bias, weight_hh = self._weights()
-        proj = F.linear(inputs, weight_ih, bias)
-        start = self.initial_state(batch, inputs.device) if resets is not None else None
-        steps = resets.unbind(0) if resets is not None else [None] * inputs.shape[0]
         kaf = self.kaf.tabulate()
-        outs = []
-        for p_t, r in zip(proj.unbind(0), steps):
-            if r is not None:
-                state = reset_state(state, r, start)
-            out, state = self._update(p_t, state, kaf, weight_hh)
-            outs.append(out)
-        return torch.stack(outs), state
+        # The base class's reset-aware loop over the input projection of all steps (one matmul).
+        return self._loop(F.linear(inputs, weight_ih, bias), state, resets,
+                          step=lambda proj, st: self._update(proj, st, kaf, weight_hh))
 
     def step(self, x: Tensor, state):
         weight_ih, bias, weight_hh = self._weights()

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from agents.cells.base import RecurrentCell, check_inputs, reset_state
+from agents.cells.base import RecurrentCell, check_inputs
 from agents.cells.nru_sequence import NRUSequence, l5_norm
 from memenvs.core import check_bool, check_int
 
@@ -165,20 +165,14 @@ class NRUCell(RecurrentCell):
         """The per-step autograd path (same contract as ``forward``; the reference the sequence
         node is tested against), with the input projection of all steps done in one matmul."""
         check_inputs(self, inputs, resets)
-        batch = inputs.shape[1]
-        if state is None:
-            state = self.initial_state(batch, inputs.device)
         w_x, b_h, w_rec, w_u, b_u = self._fused_weights()
-        pre_x = F.linear(inputs, w_x, b_h)
-        start = self.initial_state(batch, inputs.device) if resets is not None else None
-        steps = resets.unbind(0) if resets is not None else [None] * inputs.shape[0]
-        outs = []
-        for pre_t, r in zip(pre_x.unbind(0), steps):
-            if r is not None:
-                state = reset_state(state, r, start)
-            state = self._update(pre_t, *state, w_rec, w_u, b_u)
-            outs.append(state[0])
-        return torch.stack(outs), state
+
+        def step(pre_t: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+            h, mem = self._update(pre_t, *state, w_rec, w_u, b_u)
+            return h, (h, mem)
+
+        # The base class's reset-aware loop over the input projection of all steps (one matmul).
+        return self._loop(F.linear(inputs, w_x, b_h), state, resets, step=step)
 
     def extra_repr(self) -> str:
         return (
