@@ -198,6 +198,29 @@ class ConfigFlags:
         return out
 
 
+#: ``--threads`` of the training commands (not saved in the run's config).
+THREADS_HELP = ("torch CPU threads; default 1 on CPU (small recurrent models run fastest on one thread, and on a "
+                "busy machine several can be many times slower), torch's choice on a GPU")
+
+
+def add_run_command(
+    subparsers: Any, name: str, *, help: str, description: str, config: type, run: Callable[[argparse.Namespace], int],
+    out_help: str, resume_help: str, **flag_options: Any,
+) -> None:
+    """A training command (``train``, ``rl``): one flag per field of the ``config`` dataclass
+    (:func:`add_config_flags` with ``flag_options``), then the flags that are not saved in the
+    config: ``--out``, ``--resume``, ``--threads`` and ``--no-progress``."""
+    p = subparsers.add_parser(name, help=help, description=description)
+    group = p.add_argument_group(f"run settings ({config.__module__.rsplit('.', 1)[0]}.{config.__name__})")
+    flags = add_config_flags(group, config, **flag_options)
+    group = p.add_argument_group("command (not saved in the config)")
+    group.add_argument("--out", metavar="DIR", help=out_help)
+    group.add_argument("--resume", action="store_true", help=resume_help)
+    group.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
+    group.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(run=run, config_flags=flags)
+
+
 def add_config_flags(
     parser: argparse.ArgumentParser | argparse._ArgumentGroup,  # noqa: SLF001 - argparse's group type
     cls: type,

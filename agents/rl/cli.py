@@ -24,7 +24,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from agents.cli import add_config_flags, default_run_dir, set_torch_threads
+from agents.cli import add_run_command, default_run_dir, set_torch_threads
 from agents.rl.config import RESUMABLE_CHANGES, parse_net_arch
 
 __all__ = ["add_parser", "parse_net_arch", "run_rl"]
@@ -97,26 +97,16 @@ def run_rl(args: argparse.Namespace) -> int:
 def add_parser(subparsers: Any) -> None:
     from agents.rl.config import RLConfig
 
-    p = subparsers.add_parser(
-        "rl",
+    add_run_command(
+        subparsers, "rl",
         help="train recurrent PPO with any cell on an env",
         description="Train agents.rl.RecurrentPPO (SB3) with any registered cell, then evaluate it. One flag per "
         "RLConfig field; flags left out keep its defaults (with --resume: the run's settings).",
-    )
-    g = p.add_argument_group("run settings (agents.rl.RLConfig)")
-    flags = add_config_flags(
-        g, RLConfig,
+        config=RLConfig, run=run_rl,
+        out_help="run directory (default runs/rl-<task>-<cell>-s<seed>-<time>)",
+        resume_help="continue the run in --out from its latest.pt with its saved settings (give --timesteps to train longer)",
         aliases={"task": ["--env"], "task_kwargs": ["--env-kw"]},
         parsers={"net_arch": parse_net_arch},
         metavars={"net_arch": "SIZES|none"},
         shown_defaults={"net_arch": "SB3's 64,64"},
     )
-    g = p.add_argument_group("command (not saved in the config)")
-    g.add_argument("--out", default=None, help="run directory (default runs/rl-<task>-<cell>-s<seed>-<time>)")
-    g.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its latest.pt with its saved settings (give --timesteps to train longer)")
-    g.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (default 1 on the CPU, where small recurrent models run fastest on one "
-                   "thread; torch's choice on a GPU)")
-    g.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(run=run_rl, config_flags=flags)

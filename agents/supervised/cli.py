@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from agents.cli import add_config_flags, default_run_dir, parse_value, set_torch_threads
+from agents.cli import add_run_command, default_run_dir, parse_value, set_torch_threads
 
 
 def parse_curriculum(text: str, flag: str = "--curriculum") -> list[list[Any]]:
@@ -90,28 +90,20 @@ def run_train(args: argparse.Namespace) -> int:
 def _add_train(subparsers) -> None:
     from agents.supervised.trainer import TrainConfig
 
-    p = subparsers.add_parser(
-        "train",
+    add_run_command(
+        subparsers, "train",
         help="train a cell on a task (supervised)",
         description="Train a recurrent cell on a memenvs sequence task. One flag per TrainConfig field; flags left "
         "out keep its defaults (NRU paper recipe: Adam 1e-3, batch 10, clip 1.0), with --resume the run's settings.",
-    )
-    g = p.add_argument_group("run settings (agents.supervised.TrainConfig)")
-    flags = add_config_flags(
-        g, TrainConfig,
+        config=TrainConfig, run=run_train,
+        out_help="run directory; default runs/<task>-<cell>-s<seed>-<time>",
+        resume_help="continue the run in --out from its latest checkpoint",
         aliases={"aux_pretrain_updates": ["--aux-pretrain"]},
         parsers={"curriculum": parse_curriculum},
         metavars={"curriculum": "V:N[,V:N...]", "encoder": "{auto,onehot,embedding,linear}",
                   "optimizer": "{adam,amsgrad,rmsprop}", "aux": "{none,reconstruction,prediction}",
                   "readout_init": "{default,xavier}"},
     )
-    g = p.add_argument_group("command (not saved in the config)")
-    g.add_argument("--threads", type=int, help="torch intra-op threads; default 1 on CPU (small models gain little from more, and "
-                   "on a busy machine several can be many times slower), torch's choice on a GPU")
-    g.add_argument("--out", metavar="DIR", help="run directory; default runs/<task>-<cell>-s<seed>-<time>")
-    g.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
-    g.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(run=run_train, config_flags=flags)
 
 
 # --------------------------------------------------------------------------------------------
