@@ -110,6 +110,8 @@ def _section(sweep: SweepDir, result: ClaimResult, figures: Path, page_dir: Path
            if (page_dir / f"{result.name}.md").is_file() else "")
         + f" Reproduce: `{command}`.",
         "",
+        f"**Budget.** {_budget(runs)}",
+        "",
         f"**Criterion** (written before the runs). {result.criterion}",
         "",
         "| check | outcome | figures |",
@@ -135,6 +137,22 @@ def _section(sweep: SweepDir, result: ClaimResult, figures: Path, page_dir: Path
     row = {"claim": label, "verdict": result.verdict, "checks passed": f"{sum(c.outcome == 'pass' for c in result.checks)}/{len(result.checks)}",
            "runs": f"{sum(1 for s in summaries.values() if s)}/{len(runs)}", "command": f"`{command}`"}
     return "\n".join(lines), row
+
+
+def _budget(runs: list[RunSpec]) -> str:
+    """``"90 runs; 600-3,000 updates of batch 10-32"`` (supervised) / env steps (RL)."""
+    def span(values: list[int]) -> str:
+        low, high = min(values), max(values)
+        return f"{low:,}" if low == high else f"{low:,}-{high:,}"
+
+    parts = [f"{len(runs)} runs"]
+    supervised = [r.config for r in runs if r.harness == "supervised"]
+    if supervised:
+        parts.append(f"{span([c['updates'] for c in supervised])} updates of batch {span([c['batch_size'] for c in supervised])}")
+    rl = [r.config for r in runs if r.harness == "rl"]
+    if rl:
+        parts.append(f"{span([c['timesteps'] for c in rl])} environment steps")
+    return "; ".join(parts) + "."
 
 
 def _summary(sweep: SweepDir, run_id: str) -> dict[str, Any] | None:
