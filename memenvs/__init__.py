@@ -68,12 +68,17 @@ def _register_all() -> None:
 
 
 def reference_scores(env_id: str, **kwargs):
-    """Random / memoryless / optimal expected returns of an id with the given kwargs."""
+    """Random / memoryless / optimal expected returns of an id with the given kwargs; None for an
+    env that declares none (another Gymnasium id, e.g. ``CartPole-v1``)."""
     import gymnasium as gym
 
-    env = gym.make(resolve_id(env_id), **kwargs)
     try:
-        return env.unwrapped.reference
+        env_id = resolve_id(env_id)
+    except ValueError:  # not a memenvs id: gym.make names the problem if it is no id at all
+        pass
+    env = gym.make(env_id, **kwargs)
+    try:
+        return getattr(env.unwrapped, "reference", None)
     finally:
         env.close()
 

@@ -41,20 +41,13 @@ from agents.results.runs import RunDir, write_json
 CHECKPOINT_SECONDS = 60.0
 
 
-def env_reference(config: RLConfig) -> Any | None:
-    """The env's reference returns (``env.unwrapped.reference``: a
-    :class:`memenvs.core.ReferenceScores` with ``memoryless`` and ``optimal``), or None when
-    the env declares none (or one that cannot normalise: memoryless == optimal)."""
-    import gymnasium as gym
-
+def env_reference(task: str, task_kwargs: dict[str, Any]) -> Any | None:
+    """The env's reference returns (:func:`memenvs.reference_scores`: a
+    :class:`memenvs.core.ReferenceScores` with ``memoryless`` and ``optimal``), or None when the
+    env declares none or one that cannot normalise (memoryless == optimal)."""
     import memenvs
 
-    env_id = config.task if config.task in gym.registry else memenvs.resolve_id(config.task)
-    env = gym.make(env_id, **config.task_kwargs)
-    try:
-        reference = getattr(env.unwrapped, "reference", None)
-    finally:
-        env.close()
+    reference = memenvs.reference_scores(task, **task_kwargs)
     if reference is None or reference.optimal == reference.memoryless:
         return None
     return reference
@@ -157,7 +150,7 @@ def train_rl(
     model = runs.build_model(config, env, seed=config.seed + done)
     if checkpoint is not None:
         runs.restore_latest(model, checkpoint, out / runs.LATEST)
-    reference = env_reference(config)
+    reference = env_reference(config.task, config.task_kwargs)
 
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / runs.CONFIG_FILE, config.to_dict())

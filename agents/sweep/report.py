@@ -204,24 +204,11 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
 
 @lru_cache(maxsize=None)
 def _rl_reference(env: str, env_kw_json: str) -> tuple[float, float] | None:
-    """(memoryless, optimal) returns an env declares (``env.unwrapped.reference``), if any."""
-    import gymnasium as gym
+    """(memoryless, optimal) returns an env declares, if any (cached per env and kwargs)."""
+    from agents.rl.trainer import env_reference
 
-    import memenvs  # noqa: F401  (registers the ids)
-    from memenvs.core import resolve_id
-
-    try:
-        env_id = resolve_id(env)
-    except ValueError:
-        env_id = env
-    instance = gym.make(env_id, **json.loads(env_kw_json))
-    try:
-        reference = getattr(instance.unwrapped, "reference", None)
-    finally:
-        instance.close()
-    if reference is None or reference.optimal == reference.memoryless:
-        return None
-    return float(reference.memoryless), float(reference.optimal)
+    reference = env_reference(env, json.loads(env_kw_json))
+    return None if reference is None else (float(reference.memoryless), float(reference.optimal))
 
 
 def _normalise(value: float | None, reference: tuple[float, float] | None) -> float | None:
