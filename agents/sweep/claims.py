@@ -166,14 +166,21 @@ def _read_run(run_dir: Path, settings: dict[str, Any]) -> dict[str, Any]:
     if metric == "loss":
         metric = "ce" if "ce" in metrics else "mse"
     value = finite(metrics.get(metric)) if summary.get("status") != "diverged" else None
-    curve = []
-    if (run_dir / "metrics.csv").is_file():
-        with open(run_dir / "metrics.csv", newline="") as f:
-            for row in csv.DictReader(f):
-                update, y = finite(row.get("update")), finite(row.get(f"eval_{metric}"))
-                if update is not None and y is not None:
-                    curve.append((update, y))
+    curve = read_curve(run_dir / "metrics.csv", f"eval_{metric}")
     return {"value": value, "fraction": finite(metrics.get("updated_fraction")), "curve": curve}
+
+
+def read_curve(metrics_csv: Path, column: str) -> list[tuple[float, float]]:
+    """``(update, value)`` of a run's ``metrics.csv`` column, finite values only ([] without the file)."""
+    if not metrics_csv.is_file():
+        return []
+    curve = []
+    with open(metrics_csv, newline="") as f:
+        for row in csv.DictReader(f):
+            update, y = finite(row.get("update")), finite(row.get(column))
+            if update is not None and y is not None:
+                curve.append((update, y))
+    return curve
 
 
 def _check(check: dict[str, Any], values, missing, records, settings) -> CheckResult:

@@ -15,7 +15,6 @@ with a 95% stratified-bootstrap interval over seeds, throughput, and a PNG of le
 
 from __future__ import annotations
 
-import csv
 import shutil
 import statistics
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any
 import yaml
 
 from agents.results.runs import read_json
-from agents.sweep.claims import ClaimResult, evaluate_claim, read_manifest
+from agents.sweep.claims import ClaimResult, evaluate_claim, read_curve, read_manifest
 from agents.sweep.report import dataset_text
 from agents.sweep.runner import MANIFEST, SPEC_COPY, SweepDir
 from agents.sweep.spec import RunSpec
@@ -202,7 +201,7 @@ def _plot_curves(sweep: SweepDir, runs: list[RunSpec], result: ClaimResult, path
         for cell in result.cohorts[variant]:
             by_update: dict[float, list[float]] = {}
             for run in (r for r in runs if r.variant == variant and r.cell == cell):
-                for update, value in _curve(sweep.run_dir(run.id) / "metrics.csv", f"eval_{metric}"):
+                for update, value in read_curve(sweep.run_dir(run.id) / "metrics.csv", f"eval_{metric}"):
                     by_update.setdefault(update, []).append(value)
             if not by_update:
                 continue
@@ -221,16 +220,3 @@ def _plot_curves(sweep: SweepDir, runs: list[RunSpec], result: ClaimResult, path
     fig.tight_layout()
     fig.savefig(path)
     return path
-
-
-def _curve(path: Path, column: str) -> list[tuple[float, float]]:
-    if not path.is_file():
-        return []
-    out = []
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            try:
-                out.append((float(row["update"]), float(row[column])))
-            except (KeyError, TypeError, ValueError):
-                continue
-    return out
