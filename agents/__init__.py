@@ -14,10 +14,8 @@ from agents._lazy import lazy_exports
 
 
 def _version() -> str:
-    try:
-        from importlib.metadata import PackageNotFoundError, version
-    except ImportError:  # pragma: no cover - Python < 3.8
-        return "0+unknown"
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
         return version("memory-bench")
     except PackageNotFoundError:  # running from a source tree that is not installed
@@ -26,14 +24,7 @@ def _version() -> str:
 
 __version__ = _version()
 
-_LAZY = {
-    "RecurrentCell": "agents.cells",
-    "detach_state": "agents.cells",
-    "list_cells": "agents.cells",
-    "make_cell": "agents.cells",
-}
-
-__all__ = ["RecurrentCell", "__version__", "detach_state", "list_cells", "make_cell"]
-
-
-__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__, {"agents.cells": ["RecurrentCell", "detach_state", "list_cells", "make_cell"]}
+)
+__all__ += ["__version__"]

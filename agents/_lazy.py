@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 
-def lazy_exports(package: str, names: Mapping[str, str]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
-    """``(__getattr__, __dir__)`` for ``package`` whose public ``names`` map to their modules;
-    a resolved name is cached in the package's namespace."""
+def lazy_exports(
+    package: str, modules: Mapping[str, Iterable[str]]
+) -> tuple[Callable[[str], Any], Callable[[], list[str]], list[str]]:
+    """``(__getattr__, __dir__, __all__)`` for ``package``, whose public names are given per
+    module (``{"agents.rl.ppo": ["RecurrentPPO"]}``); a resolved name is cached in the package's
+    namespace."""
+    names = {name: module for module, exported in modules.items() for name in exported}
 
     def __getattr__(name: str) -> Any:
         module = names.get(name)
@@ -25,4 +29,4 @@ def lazy_exports(package: str, names: Mapping[str, str]) -> tuple[Callable[[str]
     def __dir__() -> list[str]:
         return sorted(set(vars(sys.modules[package])) | set(names))
 
-    return __getattr__, __dir__
+    return __getattr__, __dir__, sorted(names)

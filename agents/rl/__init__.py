@@ -26,25 +26,13 @@ from agents._lazy import lazy_exports
 
 # Public names and their modules, imported on first use: ``memory-bench --help`` reaches
 # agents.rl.cli through this package and must not import torch or Stable-Baselines3.
-_LAZY = {
-    "CellPolicy": "agents.rl.policy",
-    "DictSequenceRolloutBuffer": "agents.rl.buffer",
-    "MultiInputCellPolicy": "agents.rl.policy",
-    "RLConfig": "agents.rl.config",
-    "RecurrentPPO": "agents.rl.ppo",
-    "SequenceRolloutBuffer": "agents.rl.buffer",
-    "SequenceSamples": "agents.rl.buffer",
-    "VectorEnvAdapter": "agents.rl.vec_env",
-    "evaluate": "agents.rl.evaluation",
-    "load_policy": "agents.rl.runs",
-    "make_vec_env": "agents.rl.vec_env",
-    "split_info": "agents.rl.vec_env",
-    "state_to_numpy": "agents.rl.policy",
-    "state_to_tensor": "agents.rl.policy",
-    "train_rl": "agents.rl.trainer",
-}
-
-__all__ = sorted(_LAZY)
-
-
-__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "agents.rl.buffer": ["DictSequenceRolloutBuffer", "SequenceRolloutBuffer", "SequenceSamples"],
+    "agents.rl.config": ["RLConfig"],
+    "agents.rl.evaluation": ["evaluate"],
+    "agents.rl.policy": ["CellPolicy", "MultiInputCellPolicy", "state_to_numpy", "state_to_tensor"],
+    "agents.rl.ppo": ["RecurrentPPO"],
+    "agents.rl.runs": ["load_policy"],
+    "agents.rl.trainer": ["train_rl"],
+    "agents.rl.vec_env": ["VectorEnvAdapter", "make_vec_env", "split_info"],
+})

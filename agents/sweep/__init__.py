@@ -20,18 +20,8 @@ from agents._lazy import lazy_exports
 
 # Public names and their modules, imported on first use (the runner pulls in torch through the
 # run-directory helpers, the report matplotlib; ``memory-bench --help`` needs neither).
-_LAZY = {
-    "RunSpec": "agents.sweep.spec",
-    "SweepDir": "agents.sweep.runner",
-    "SweepOutcome": "agents.sweep.runner",
-    "build_report": "agents.sweep.report",
-    "expand": "agents.sweep.spec",
-    "load_spec": "agents.sweep.spec",
-    "run_sweep": "agents.sweep.runner",
-    "write_sweep_report": "agents.sweep.report",
-}
-
-__all__ = sorted(_LAZY)
-
-
-__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "agents.sweep.report": ["build_report", "write_sweep_report"],
+    "agents.sweep.runner": ["SweepDir", "SweepOutcome", "run_sweep"],
+    "agents.sweep.spec": ["RunSpec", "expand", "load_spec"],
+})
