@@ -205,11 +205,16 @@ THREADS_HELP = ("torch CPU threads; default 1 on CPU (small recurrent models run
 
 def add_run_command(
     subparsers: Any, name: str, *, help: str, description: str, config: type, run: Callable[[argparse.Namespace], int],
-    out_help: str, resume_help: str, **flag_options: Any,
+    run_dir: str, longer_flag: str, **flag_options: Any,
 ) -> None:
     """A training command (``train``, ``rl``): one flag per field of the ``config`` dataclass
     (:func:`add_config_flags` with ``flag_options``), then the flags that are not saved in the
-    config: ``--out``, ``--resume``, ``--threads`` and ``--no-progress``."""
+    config: ``--out`` (default ``runs/<run_dir>``), ``--resume`` (which may raise
+    ``longer_flag`` to train longer), ``--threads`` and ``--no-progress``."""
+    description += (f" One flag per {config.__name__} field; flags left out keep its defaults "
+                    "(with --resume: the run's settings).")
+    out_help = f"run directory (default runs/{run_dir})"
+    resume_help = f"continue the run in --out from its latest checkpoint with its saved settings (give {longer_flag} to train longer)"
     p = subparsers.add_parser(name, help=help, description=description)
     group = p.add_argument_group(f"run settings ({config.__module__.rsplit('.', 1)[0]}.{config.__name__})")
     flags = add_config_flags(group, config, **flag_options)
@@ -235,7 +240,8 @@ def add_config_flags(
 
     ``--field-name`` per field, typed from its annotation: int, float, str, bool (``--flag`` alone
     means true, or ``--flag true|false``), ``X | None`` (also accepts ``none``), dicts (repeated
-    ``--name-kw key=value``; a ``*_kwargs`` field gets ``--name-kw`` as well as ``--name-kwargs``).
+    ``--name-kw key=value``; a ``*_kwargs`` field gets ``--name-kw`` as well as ``--name-kwargs``),
+    a ``Literal`` of strings (its values shown as ``{a,b}``; the config's ``__post_init__`` checks them).
     Help is the field's entry in the ``Attributes:`` section of the class docstring, with its
     default.
 
@@ -257,6 +263,9 @@ def add_config_flags(
         if typing.get_origin(kind) in (typing.Union, types.UnionType) and type(None) in args:
             rest = [a for a in args if a is not type(None)]
             kind, optional = (rest[0] if len(rest) == 1 else Any), True
+        choices: tuple[str, ...] = ()
+        if typing.get_origin(kind) is typing.Literal:
+            kind, choices = str, typing.get_args(kind)
         kind = typing.get_origin(kind) or kind
         if kind not in (int, float, str, bool, dict) and f.name not in parsers:
             raise TypeError(f"{cls.__name__}.{f.name}: no flag for type {hints[f.name]!r} (give a parser)")
@@ -276,7 +285,8 @@ def add_config_flags(
         elif kind is dict:
             kwargs["metavar"] = "K=V"
         else:
-            kwargs["metavar"] = metavars.get(f.name) or (f.name.upper() + ("|none" if optional else ""))
+            named = "{" + ",".join(choices) + "}" if choices else f.name.upper()
+            kwargs["metavar"] = metavars.get(f.name) or (named + ("|none" if optional else ""))
         action = parser.add_argument(*options, **kwargs)
         action.repeat = kind is dict
         fields[f.name] = (flag, kind, optional)

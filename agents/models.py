@@ -13,6 +13,7 @@ same front end in front of a cell.
 from __future__ import annotations
 
 from collections.abc import Sequence
+import typing
 from typing import Any, Literal
 
 import numpy as np
@@ -23,7 +24,7 @@ from torch.nn import functional as F
 from agents.cells.base import RecurrentCell, State, detach_state, make_cell
 
 EncoderName = Literal["auto", "onehot", "embedding", "linear"]
-ENCODERS = ("auto", "onehot", "embedding", "linear")
+ENCODERS: tuple[str, ...] = typing.get_args(EncoderName)
 INPUT_KINDS = ("symbols", "real")
 TARGET_KINDS = ("class", "real")
 #: Embedding width when ``encoder="embedding"`` and no ``embedding_dim`` is given (the aux-loss
@@ -79,7 +80,8 @@ def make_encoder(
 
 
 #: Readout initialisations (see :class:`SequenceModel`).
-READOUT_INITS = ("default", "xavier")
+ReadoutInit = Literal["default", "xavier"]
+READOUT_INITS: tuple[str, ...] = typing.get_args(ReadoutInit)
 
 class SequenceModel(nn.Module):
     """Encoder -> recurrent cell -> readout, mapping a sequence to one prediction per step.

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from matplotlib.figure import Figure
+from agents.results import plots
 
 from agents.results.runs import RunDir, find_runs, read_json
 
@@ -145,13 +145,13 @@ def table_rows(records: list[RunRecord]) -> list[dict[str, str]]:
     return out
 
 
-def markdown_table(rows: list[dict[str, str]]) -> str:
-    """A GitHub-flavoured markdown table of ``rows`` (all with the same keys)."""
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """A GitHub-flavoured markdown table of ``rows`` (the first row's keys are the columns)."""
     if not rows:
         return ""
     header = list(rows[0])
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(r[h].replace("|", "\\|") for h in header) + " |" for r in rows]
+    lines += ["| " + " | ".join(str(r.get(h, "")).replace("|", "\\|") for h in header) + " |" for r in rows]
     return "\n".join(lines)
 
 
@@ -163,20 +163,13 @@ def plot_curves(records: list[RunRecord], out_dir: Path) -> list[Path]:
         series = [s for s in series if s[1]]
         if not series:
             continue
-        fig = Figure(figsize=(7, 4.5), dpi=100)
-        ax = fig.add_subplot()
+        fig, (ax,) = plots.panels(1, width=7, height=4.5)
         for name, x, y in series:
-            ax.plot(x, y, label=name, marker="." if len(x) < 30 else None)
-        ax.set_xlabel("update")
-        ax.set_ylabel(ylabel)
+            plots.band(ax, x, y, label=name)
         if suffix == "loss" and all(v > 0 for _, _, y in series for v in y):
             ax.set_yscale("log")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize="small")
-        fig.tight_layout()
-        path = out_dir / f"curves_{suffix}.png"
-        fig.savefig(path)
-        paths.append(path)
+        plots.finish(ax, "update", ylabel)
+        paths.append(plots.save(fig, out_dir / f"curves_{suffix}.png"))
     return paths
 
 

@@ -100,11 +100,8 @@ def add_parser(subparsers: Any) -> None:
     add_run_command(
         subparsers, "rl",
         help="train recurrent PPO with any cell on an env",
-        description="Train agents.rl.RecurrentPPO (SB3) with any registered cell, then evaluate it. One flag per "
-        "RLConfig field; flags left out keep its defaults (with --resume: the run's settings).",
-        config=RLConfig, run=run_rl,
-        out_help="run directory (default runs/rl-<task>-<cell>-s<seed>-<time>)",
-        resume_help="continue the run in --out from its latest.pt with its saved settings (give --timesteps to train longer)",
+        description="Train agents.rl.RecurrentPPO (SB3) with any registered cell, then evaluate it.",
+        config=RLConfig, run=run_rl, run_dir="rl-<task>-<cell>-s<seed>-<time>", longer_flag="--timesteps",
         aliases={"task": ["--env"], "task_kwargs": ["--env-kw"]},
         parsers={"net_arch": parse_net_arch},
         metavars={"net_arch": "SIZES|none"},

@@ -93,16 +93,12 @@ def _add_train(subparsers) -> None:
     add_run_command(
         subparsers, "train",
         help="train a cell on a task (supervised)",
-        description="Train a recurrent cell on a memenvs sequence task. One flag per TrainConfig field; flags left "
-        "out keep its defaults (NRU paper recipe: Adam 1e-3, batch 10, clip 1.0), with --resume the run's settings.",
-        config=TrainConfig, run=run_train,
-        out_help="run directory; default runs/<task>-<cell>-s<seed>-<time>",
-        resume_help="continue the run in --out from its latest checkpoint",
+        description="Train a recurrent cell on a memenvs sequence task; the defaults are the NRU paper's recipe "
+        "(Adam 1e-3, batch 10, clip 1.0).",
+        config=TrainConfig, run=run_train, run_dir="<task>-<cell>-s<seed>-<time>", longer_flag="--updates",
         aliases={"aux_pretrain_updates": ["--aux-pretrain"]},
         parsers={"curriculum": parse_curriculum},
-        metavars={"curriculum": "V:N[,V:N...]", "encoder": "{auto,onehot,embedding,linear}",
-                  "optimizer": "{adam,amsgrad,rmsprop}", "aux": "{none,reconstruction,prediction}",
-                  "readout_init": "{default,xavier}"},
+        metavars={"curriculum": "V:N[,V:N...]"},
     )
 
 

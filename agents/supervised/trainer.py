@@ -27,10 +27,11 @@ import math
 import numbers
 import sys
 import time
+import typing
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -41,7 +42,7 @@ import memenvs
 from agents.config import RunConfig
 from agents.cells.base import CELLS
 from agents.losses.budget import budget_loss
-from agents.models import ENCODERS, READOUT_INITS, SequenceModel, count_parameters
+from agents.models import ENCODERS, READOUT_INITS, EncoderName, ReadoutInit, SequenceModel, count_parameters
 from agents.results.runs import (
     CHECKPOINT_FORMAT,
     CheckpointError,
@@ -65,8 +66,10 @@ from agents.supervised.metrics import (
 )
 from memenvs.core import SequenceBatch, SequenceTask, _resolve_task, check_choice, check_float, check_int
 
-OPTIMIZERS = ("adam", "amsgrad", "rmsprop")
-AUX_MODES = ("none", "reconstruction", "prediction")
+OptimizerName = Literal["adam", "amsgrad", "rmsprop"]
+OPTIMIZERS: tuple[str, ...] = typing.get_args(OptimizerName)
+AuxMode = Literal["none", "reconstruction", "prediction"]
+AUX_MODES: tuple[str, ...] = typing.get_args(AuxMode)
 #: Config fields that ``resume`` may change (everything else must match the saved config).
 RESUMABLE_CHANGES = ("updates", "device", "target_metric", "target_value", "max_loss")
 #: What a training checkpoint holds besides its format tag (all needed to resume).
@@ -141,21 +144,21 @@ class TrainConfig(RunConfig):
     cell: str = "lstm"
     cell_kwargs: dict[str, Any] = field(default_factory=dict)
     hidden_size: int = 128
-    encoder: str = "auto"
+    encoder: EncoderName = "auto"
     embedding_dim: int | None = None
     readout_hidden: int = 0
     dropout: float = 0.0
-    readout_init: str = "default"
+    readout_init: ReadoutInit = "default"
     updates: int = 1000
     batch_size: int = 10
-    optimizer: str = "adam"
+    optimizer: OptimizerName = "adam"
     lr: float = 1e-3
     lr_halving_patience: int | None = None
     clip: float | None = 1.0
     seed: int = 0
     tbptt: int | None = None
     max_loss: float | None = 1e6
-    aux: str = "none"
+    aux: AuxMode = "none"
     aux_weight: float = 1.0
     aux_kwargs: dict[str, Any] = field(default_factory=dict)
     aux_pretrain_updates: int = 0
@@ -681,34 +684,44 @@ def train(
 
 
 @dataclass
+class _Mean:
+    """A running mean; None until something is added."""
+
+    total: float = 0.0
+    count: int = 0
+
+    def add(self, value: float) -> None:
+        self.total += value
+        self.count += 1
+
+    @property
+    def value(self) -> float | None:
+        return self.total / self.count if self.count else None
+
+
+@dataclass
 class _Sums:
     """Training statistics accumulated between two evaluations."""
 
-    loss: float = 0.0
-    loss_n: int = 0
-    aux: float = 0.0
-    aux_n: int = 0
-    grad_norm: float = 0.0
-    n: int = 0
+    loss: _Mean = field(default_factory=_Mean)
+    aux: _Mean = field(default_factory=_Mean)
+    grad_norm: _Mean = field(default_factory=_Mean)
     length: int = 0
 
-    def add(self, task_loss, aux_loss, grad_norm: float, length: int) -> None:
+    def add(self, task_loss: torch.Tensor | None, aux_loss: torch.Tensor | None, grad_norm: float, length: int) -> None:
         if task_loss is not None:
-            self.loss += task_loss.item()
-            self.loss_n += 1
+            self.loss.add(task_loss.item())
         if aux_loss is not None:
-            self.aux += aux_loss.item()
-            self.aux_n += 1
-        self.grad_norm += grad_norm
-        self.n += 1
+            self.aux.add(aux_loss.item())
+        self.grad_norm.add(grad_norm)
         self.length = length
 
     def row(self) -> dict[str, float | int | None]:
         return {
             "train_length": self.length or None,
-            "train_loss": self.loss / self.loss_n if self.loss_n else None,
-            "grad_norm": self.grad_norm / self.n if self.n else None,
-            "train_aux_loss": self.aux / self.aux_n if self.aux_n else None,
+            "train_loss": self.loss.value,
+            "grad_norm": self.grad_norm.value,
+            "train_aux_loss": self.aux.value,
         }
 
 

@@ -54,8 +54,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from matplotlib.figure import Figure
 
+from agents.results import plots
 from agents.results.report import markdown_table
 from agents.results.runs import read_json
 from agents.sweep.execute import ERROR_FILE, SUMMARY_FILE
@@ -442,11 +442,11 @@ def build_report(path: str | os.PathLike) -> SweepReport:
 # --------------------------------------------------------------------------------------------
 
 
-def _band(ax, xs: list[float], estimates: list[Estimate], label: str) -> None:
-    line = ax.plot(xs, [e.point for e in estimates], marker="o" if len(xs) < 30 else None, markersize=3, label=label)[0]
-    if any(e.n > 1 for e in estimates):
-        ax.fill_between(xs, [e.low for e in estimates], [e.high for e in estimates], color=line.get_color(),
-                        alpha=0.2, linewidth=0)
+def _band(ax: Any, xs: list[float], estimates: list[Estimate], label: str) -> None:
+    """IQM line with its bootstrap band (the band only where some point has more than one seed)."""
+    spread = any(e.n > 1 for e in estimates)
+    plots.band(ax, xs, [e.point for e in estimates], [e.low for e in estimates] if spread else None,
+               [e.high for e in estimates] if spread else None, label=label)
 
 
 def plot_scaling(report: SweepReport, out: Path) -> list[Path]:
@@ -456,8 +456,7 @@ def plot_scaling(report: SweepReport, out: Path) -> list[Path]:
     for group, per_cell in report.scaling_points.items():
         if not per_cell:
             continue
-        fig = Figure(figsize=(6.5, 4.2), dpi=100)
-        ax = fig.add_subplot()
+        fig, (ax,) = plots.panels(1, width=6.5, height=4.2)
         xs_all = []
         for cell, points in per_cell.items():
             xs = [x for x, e in points.items() if e is not None]
@@ -469,15 +468,9 @@ def plot_scaling(report: SweepReport, out: Path) -> list[Path]:
         numeric = [x for x in xs_all if isinstance(x, (int, float))]
         if numeric and min(numeric) > 0 and max(numeric) / min(numeric) >= 10:
             ax.set_xscale("log")
-        ax.set_xlabel(report.knobs[group])
-        ax.set_ylabel("normalised score, IQM (0 = memoryless, 1 = perfect)")
-        ax.set_title(f"memory scaling: {group}")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize="small")
-        fig.tight_layout()
-        path = out / f"scaling_{_slug(group)}.png"
-        fig.savefig(path)
-        paths.append(path)
+        plots.finish(ax, report.knobs[group], "normalised score, IQM (0 = memoryless, 1 = perfect)",
+                     title=f"memory scaling: {group}")
+        paths.append(plots.save(fig, out / f"scaling_{_slug(group)}.png"))
     return paths
 
 
@@ -501,12 +494,9 @@ def plot_curves(report: SweepReport, out: Path) -> list[Path]:
         if result.run.variant not in by_task[result.run.task]:
             by_task[result.run.task].append(result.run.variant)
     for task, variants in by_task.items():
-        columns = min(3, len(variants))
-        rows = math.ceil(len(variants) / columns)
-        fig = Figure(figsize=(4.6 * columns, 3.4 * rows), dpi=100)
+        fig, axes = plots.panels(len(variants))
         drew = False
-        for i, variant in enumerate(variants):
-            ax = fig.add_subplot(rows, columns, i + 1)
+        for ax, variant in zip(axes, variants):
             harness = "supervised"
             for (v, cell), cohort in report.cohorts.items():
                 if v != variant:
@@ -516,18 +506,10 @@ def plot_curves(report: SweepReport, out: Path) -> list[Path]:
                 if xs:
                     _band(ax, xs, estimates, cell)
                     drew = True
-            ax.set_title(variant, fontsize="medium")
-            ax.set_xlabel("update" if harness == "supervised" else "env steps")
-            ax.set_ylabel("normalised score (IQM)")
-            ax.grid(True, alpha=0.3)
-            if ax.lines:
-                ax.legend(fontsize="x-small")
-        if not drew:
-            continue
-        fig.tight_layout()
-        path = out / f"curves_{_slug(task)}.png"
-        fig.savefig(path)
-        paths.append(path)
+            plots.finish(ax, "update" if harness == "supervised" else "env steps", "normalised score (IQM)",
+                         title=variant, legend="x-small")
+        if drew:
+            paths.append(plots.save(fig, out / f"curves_{_slug(task)}.png"))
     return paths
 
 

@@ -22,6 +22,8 @@ from typing import Any
 
 import yaml
 
+from agents.results import plots
+from agents.results.report import markdown_table
 from agents.results.runs import read_json
 from agents.sweep.claims import ClaimResult, evaluate_claim, read_curve, read_manifest
 from agents.sweep.report import dataset_text
@@ -83,7 +85,7 @@ def write_results_page(sweep_dirs: list[str | Path], out: str | Path = DEFAULT_P
         "Rebuild this page from the committed run outputs (no training): `memory-bench results "
         + " ".join(f"results/{SweepDir(d).path.name}" for d in sweep_dirs) + "`.",
         "",
-        _table(summary_rows),
+        markdown_table(summary_rows),
         "",
         *sections,
     ]
@@ -125,7 +127,7 @@ def _section(sweep: SweepDir, result: ClaimResult, figures: Path, page_dir: Path
         "updates/s is the median over seeds, each run on one torch thread with two runs side by side on a "
         "2-core CPU, at times with other work running: indicative, not a speed benchmark.",
         "",
-        _table(_figure_rows(runs, summaries, result)),
+        markdown_table(_figure_rows(runs, summaries, result)),
         "",
     ]
     datasets = {dataset_text(s["dataset"]) for s in summaries.values() if s and s.get("dataset")}
@@ -177,27 +179,14 @@ def _figure_rows(runs: list[RunSpec], summaries: dict[str, Any], result: ClaimRe
     return rows
 
 
-def _table(rows: list[dict[str, str]]) -> str:
-    if not rows:
-        return ""
-    keys = list(rows[0])
-    return "\n".join(["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-                     + ["| " + " | ".join(str(r.get(k, "")) for k in keys) + " |" for r in rows])
-
-
 def _plot_curves(sweep: SweepDir, runs: list[RunSpec], result: ClaimResult, path: Path) -> Path | None:
     """One panel per task variant: each cell's mean evaluation metric over seeds, shaded between
     the lowest and highest seed."""
-    from matplotlib.figure import Figure
-
     metric = result.metric if result.metric != "loss" else "ce"
     variants = list(result.cohorts)
-    columns = min(3, len(variants))
-    rows = -(-len(variants) // columns)
-    fig = Figure(figsize=(4.6 * columns, 3.3 * rows), dpi=100)
+    fig, axes = plots.panels(len(variants), height=3.3)
     drew = False
-    for i, variant in enumerate(variants):
-        ax = fig.add_subplot(rows, columns, i + 1)
+    for ax, variant in zip(axes, variants):
         for cell in result.cohorts[variant]:
             by_update: dict[float, list[float]] = {}
             for run in (r for r in runs if r.variant == variant and r.cell == cell):
@@ -206,17 +195,8 @@ def _plot_curves(sweep: SweepDir, runs: list[RunSpec], result: ClaimResult, path
             if not by_update:
                 continue
             xs = sorted(by_update)
-            ax.plot(xs, [statistics.fmean(by_update[x]) for x in xs], label=cell)
-            ax.fill_between(xs, [min(by_update[x]) for x in xs], [max(by_update[x]) for x in xs], alpha=0.15)
+            plots.band(ax, xs, [statistics.fmean(by_update[x]) for x in xs], [min(by_update[x]) for x in xs],
+                       [max(by_update[x]) for x in xs], label=cell)
             drew = True
-        ax.set_title(variant, fontsize="medium")
-        ax.set_xlabel("update")
-        ax.set_ylabel(metric)
-        ax.grid(True, alpha=0.3)
-        if ax.lines:
-            ax.legend(fontsize="x-small")
-    if not drew:
-        return None
-    fig.tight_layout()
-    fig.savefig(path)
-    return path
+        plots.finish(ax, "update", metric, title=variant, legend="x-small")
+    return plots.save(fig, path) if drew else None
