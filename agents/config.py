@@ -26,6 +26,19 @@ class RunConfig:
             raise ValueError(f"unknown {cls.__name__} field(s) {', '.join(unknown)}: allowed are {', '.join(sorted(names))}")
         return cls(**data)
 
+    def check_names_and_kwargs(self) -> None:
+        """ValueError unless ``task``, ``cell`` and ``device`` are non-empty strings and every
+        ``*_kwargs`` field is a mapping with string keys (stored as a plain dict)."""
+        for name in ("task", "cell", "device"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ValueError(f"{name}={getattr(self, name)!r} must be a non-empty string")
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            if f.name.endswith("_kwargs"):
+                value = getattr(self, f.name)
+                if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+                    raise ValueError(f"{f.name}={value!r} must be a dict with string keys")
+                setattr(self, f.name, dict(value))
+
     def check_json(self) -> None:
         """ValueError unless the config can be written as JSON (called by ``__post_init__``)."""
         try:

@@ -154,35 +154,23 @@ def restore_rng_state(state: dict[str, Any], numpy_rng: np.random.Generator) -> 
 # --------------------------------------------------------------------------------------------
 
 
+def child_path(name: str) -> property:
+    """A read-only attribute: the path of ``name`` inside the object's directory ``self.path``."""
+    return property(lambda self: self.path / name, doc=f"``self.path / {name!r}``")
+
+
 class RunDir:
     """Files of one training run (see the module docstring for the layout)."""
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
 
-    @property
-    def config_path(self) -> Path:
-        return self.path / CONFIG_FILE
-
-    @property
-    def metrics_path(self) -> Path:
-        return self.path / METRICS_FILE
-
-    @property
-    def summary_path(self) -> Path:
-        return self.path / SUMMARY_FILE
-
-    @property
-    def latest_path(self) -> Path:
-        return self.path / LATEST
-
-    @property
-    def best_path(self) -> Path:
-        return self.path / BEST
-
-    @property
-    def tensorboard_path(self) -> Path:
-        return self.path / TENSORBOARD_DIR
+    config_path = child_path(CONFIG_FILE)
+    metrics_path = child_path(METRICS_FILE)
+    summary_path = child_path(SUMMARY_FILE)
+    latest_path = child_path(LATEST)
+    best_path = child_path(BEST)
+    tensorboard_path = child_path(TENSORBOARD_DIR)
 
     @staticmethod
     def check_new(path: str | os.PathLike, advice: str = "use --resume or another --out") -> None:

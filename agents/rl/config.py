@@ -119,14 +119,7 @@ class RLConfig(RunConfig):
                 raise ValueError(f"{name}={value!r} is out of range: allowed > 0")
             return value
 
-        for name in ("task", "cell", "device"):
-            if not isinstance(getattr(self, name), str) or not getattr(self, name):
-                raise ValueError(f"{name}={getattr(self, name)!r} must be a non-empty string")
-        for name in ("task_kwargs", "cell_kwargs", "aux_kwargs"):
-            value = getattr(self, name)
-            if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
-                raise ValueError(f"{name}={value!r} must be a dict with string keys")
-            setattr(self, name, dict(value))
+        self.check_names_and_kwargs()
         self.n_envs = check_int("n_envs", self.n_envs, low=1)
         self.hidden_size = check_int("hidden_size", self.hidden_size, low=1)
         if not isinstance(self.separate_cells, bool):

@@ -175,14 +175,7 @@ class TrainConfig(RunConfig):
     device: str = "cpu"
 
     def __post_init__(self) -> None:
-        for name in ("task", "cell", "device"):
-            if not isinstance(getattr(self, name), str) or not getattr(self, name):
-                raise ValueError(f"{name}={getattr(self, name)!r} must be a non-empty string")
-        for name in ("task_kwargs", "cell_kwargs", "aux_kwargs"):
-            value = getattr(self, name)
-            if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-                raise ValueError(f"{name}={value!r} must be a dict with string keys")
-            setattr(self, name, dict(value))
+        self.check_names_and_kwargs()
         self.hidden_size = check_int("hidden_size", self.hidden_size, low=1)
         check_choice("encoder", self.encoder, ENCODERS)
         check_choice("readout_init", self.readout_init, READOUT_INITS)

@@ -39,7 +39,7 @@ from typing import Any
 import yaml
 from tqdm.auto import tqdm
 
-from agents.results.runs import read_json, write_json
+from agents.results.runs import child_path, read_json, write_json
 from agents.sweep.execute import ERROR_FILE, SUMMARY_FILE
 from agents.sweep import locks
 from agents.sweep.executors import Job, make_executor, stop_on_signals
@@ -56,13 +56,8 @@ class SweepDir:
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
 
-    @property
-    def manifest_path(self) -> Path:
-        return self.path / MANIFEST
-
-    @property
-    def executions_path(self) -> Path:
-        return self.path / EXECUTIONS
+    manifest_path = child_path(MANIFEST)
+    executions_path = child_path(EXECUTIONS)
 
     def run_dir(self, run_id: str) -> Path:
         return self.path / "runs" / run_id
