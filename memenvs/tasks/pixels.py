@@ -29,7 +29,7 @@ from memenvs.render import shade_text
 
 PixelMode = Literal["float", "tokens"]
 Layout = Literal["rgb", "grey", "channels"]
-NUM_CLASSES = 10
+NUM_CLASSES = 10  # MNIST and CIFAR-10; other datasets pass their own count to ``_setup``
 LEVELS = 256  # pixel intensities 0..255; with tokens and extra_step, symbol 256 marks the end
 _CHUNK = 2048  # images per chunk when scanning a whole split
 
@@ -50,7 +50,15 @@ class PixelSequenceTask(SequenceTask):
         return self.data.info()
 
     def _setup(
-        self, data: ImageSplits, split: Split, pixels: PixelMode, extra_step: bool, steps: int, features: int, row: int
+        self,
+        data: ImageSplits,
+        split: Split,
+        pixels: PixelMode,
+        extra_step: bool,
+        steps: int,
+        features: int,
+        row: int,
+        num_classes: int = NUM_CLASSES,
     ) -> None:
         self.data = data
         self.split = check_choice("split", split, SPLITS)
@@ -63,7 +71,7 @@ class PixelSequenceTask(SequenceTask):
         self.input_kind = "real" if self.pixels == "float" else "symbols"
         self.num_inputs = features if self.pixels == "float" else LEVELS + int(self.extra_step)
         self.input_low, self.input_high = 0.0, 1.0
-        self.num_outputs = NUM_CLASSES
+        self.num_outputs = num_classes
         self.max_length = steps + int(self.extra_step)
         self.render_width = row  # steps per image row: the rendered episode draws the image
         self._reference: tuple[ReferenceScores, dict[int, int], int] | None = None
@@ -143,22 +151,23 @@ class PixelSequenceTask(SequenceTask):
         """
         if self._reference is None:
             labels = self.data.labels[self.split]
-            majority = int(np.bincount(labels, minlength=NUM_CLASSES).argmax())
+            majority = int(np.bincount(labels, minlength=self.num_outputs).argmax())
             if self.extra_step:
                 table, correct = {}, int(np.sum(labels == majority))
             else:
                 values, inverse = np.unique(self._last_step_codes(self.data.images[self.split]), return_inverse=True)
-                joint = np.zeros((len(values), NUM_CLASSES), dtype=np.int64)
+                joint = np.zeros((len(values), self.num_outputs), dtype=np.int64)
                 np.add.at(joint, (inverse, labels), 1)
                 table = {int(v): int(c) for v, c in zip(values, joint.argmax(axis=1))}
                 correct = int(joint.max(axis=1).sum())
-            scores = ReferenceScores(random=1.0 / NUM_CLASSES, memoryless=correct / len(labels))
+            scores = ReferenceScores(random=1.0 / self.num_outputs, memoryless=correct / len(labels))
             self._reference = (scores, table, majority)
         return self._reference
 
     def reference_scores(self) -> ReferenceScores:
-        """Random: 1/10. Memoryless: the best guess from the last input (see
-        :meth:`_memoryless_table`; about the majority-class frequency). Optimal: 1."""
+        """Random: 1 / the number of classes (1/10 for MNIST and CIFAR-10). Memoryless: the best
+        guess from the last input (see :meth:`_memoryless_table`; about the majority-class
+        frequency). Optimal: 1."""
         return self._memoryless_table()[0]
 
     def memoryless_prediction(self, inputs_t: np.ndarray, t: int) -> np.ndarray:
