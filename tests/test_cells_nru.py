@@ -221,3 +221,60 @@ def test_empty_sequence_returns_the_incoming_state() -> None:
     out, (h, m) = cell(torch.zeros(0, 2, 2), state)
     assert out.shape == (0, 2, 3)
     assert h is state[0] and m is state[1]
+
+
+def _reference_formula_run(cell: NRUCell, inputs: torch.Tensor, state: tuple) -> tuple[torch.Tensor, torch.Tensor]:
+    """The memory update as the authors' code writes it (``apsarath/NRU`` ``NRUCell.forward``):
+    each head's direction formed as a ``[k, m]`` block of ``p q^T`` and divided by
+    ``F.normalize(p=5, eps=1e-12)``, separate write and erase terms, mean over heads; autograd."""
+    k, size = cell.num_heads, cell.memory_size
+    h, m = state
+    outs = []
+    for x in inputs.unbind(0):
+        h = torch.relu(cell.hidden(torch.cat([x, h, m], 1)))
+        u = torch.cat([h, m], 1)
+        increment = 0
+        for strength, lin, sign in ((cell.alpha(u), cell.write, 1.0), (cell.beta(u), cell.erase, -1.0)):
+            p, q = lin(u).chunk(2, dim=1)
+            v = torch.bmm(p.unsqueeze(2), q.unsqueeze(1)).view(-1, k, size)
+            v = nn.functional.normalize(v, p=5, dim=2, eps=1e-12)
+            increment = increment + sign * strength.unsqueeze(2) * v
+        m = m + increment.mean(1)
+        outs.append(h)
+    return torch.stack(outs), m
+
+
+def test_float32_overflowing_l5_norm_gives_the_reference_gradient() -> None:
+    """In float32 the fifth powers of ``||V||_5`` overflow once a direction's entries reach about
+    5e7 (FLT_MAX ** 0.2): the norm is inf, the direction ``V / inf`` is 0 and the head stops
+    writing. An untrained NRU gets there on long sequences (docs/nru.md#pitfalls), and the
+    authors' autograd then passes a zero gradient through that head, so their training continues.
+    The node must do the same, not compute 0 * inf = nan: one head's entries are ~1e8 (overflow),
+    the other's ~1e4; outputs, memory and gradients equal the reference formula's."""
+    torch.manual_seed(9)
+    cell = make_cell("nru", 2, 3, memory_size=8, num_heads=2)  # r = 4, head j = rows 2j, 2j+1 of p q^T
+    with torch.no_grad():
+        for lin in (cell.write, cell.erase):
+            lin.weight.mul_(1e-3)
+            # p = (1e4, -1e4, 1, 2): head 0's entries ~1e8 overflow, head 1's ~1e4 do not.
+            lin.bias.copy_(torch.tensor([1e4, -1e4, 1.0, 2.0, 1e4, 2e4, -1e4, 5e3]))
+    inputs = torch.randn(3, 2, 2, requires_grad=True)
+    state = tuple(torch.randn(2, n, requires_grad=True) for n in (3, 8))
+    loss_weights = torch.randn(3, 2, 3), torch.randn(2, 8)
+
+    def grads(fn) -> list[torch.Tensor]:
+        out, m = fn()
+        loss = (out * loss_weights[0]).sum() + (m * loss_weights[1]).sum()
+        return [out, m, *torch.autograd.grad(loss, [inputs, *state, *cell.parameters()])]
+
+    reference = grads(lambda: _reference_formula_run(cell, inputs, state))
+    assert all(torch.isfinite(t).all() for t in reference)
+    with torch.no_grad():  # the premise: head 0's norm overflows, head 1's does not
+        u = torch.cat([torch.relu(cell.hidden(torch.cat([inputs[0], *state], 1))), state[1]], 1)
+        pq = cell.write(u)
+        v = nn.functional.normalize((pq[:, :4, None] * pq[:, None, 4:]).view(2, 2, 8), p=5, dim=2)
+        assert (v[:, 0] == 0).all() and (v[:, 1].abs().amax(1) > 0.5).all()
+    node = grads(lambda: (lambda out, s: (out, s[1]))(*cell(inputs, state)))
+    assert all(torch.isfinite(t).all() for t in node)
+    for a, b in zip(node, reference, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)

@@ -180,10 +180,14 @@ class NRUSequence(torch.autograd.Function):
             total = _total(sums, k, use_relu)
             clamped = total.clamp_min(tiny)
             unclamped = clamped.pow(0.2)
-            live = (total >= tiny) & (unclamped >= 1e-12)  # d norm / d total is 0 where a clamp holds
+            # d norm / d total is 0 where a clamp holds, and the head passes no gradient where the
+            # float fifth-power sum overflowed: there the norm is inf and the direction V / inf is 0,
+            # as in the reference's autograd through F.normalize (0 * inf would be nan here).
+            live = (total >= tiny) & (unclamped >= 1e-12) & (total < torch.inf)
             c_total = torch.where(live, -0.2 * c / norm * unclamped / clamped, 0.0)  # where: inf * 0 is nan
             c_strength = 1.0 / norm if not use_relu else (strengths > 0) / norm
-            swapped = torch.cat(sums.chunk(2, dim=1)[::-1], dim=1)  # d total / d sums
+            # d total / d sums; the clamp keeps a dead head's 0 * (overflowed sum) at 0.
+            swapped = torch.cat(sums.chunk(2, dim=1)[::-1], dim=1).clamp_max_(torch.finfo(out.dtype).max)
             slope = factors.abs().pow(3).mul_(factors).mul_(5.0)  # d |x|^5 / dx
             saved = [factors[:, :half], c_rows, p_part, q_part, c_total, c_strength, swapped, slope]
             if use_relu:  # back from (x+, x-) to x
