@@ -412,3 +412,30 @@ def test_lr_halving_on_plateaus(tmp_path, monkeypatch) -> None:
     assert lr() == pytest.approx(0.01 / 8)
     with pytest.raises(ValueError, match="lr_halving_patience"):
         TrainConfig(lr_halving_patience=0)
+
+
+def test_clip_gradients_matches_torch_and_survives_norms_past_float32():
+    """Ordinary gradients: the same scaling and norm as nn.utils.clip_grad_norm_. Gradients whose
+    total norm overflows a float32 sum (about 1e19; an NRU at its initial memory plateau makes
+    them) are finite, so they are clipped rather than reported as an inf norm."""
+    from agents.supervised.trainer import clip_gradients
+
+    torch.manual_seed(0)
+    a = [torch.nn.Parameter(torch.zeros(5, 3)), torch.nn.Parameter(torch.zeros(7))]
+    b = [torch.nn.Parameter(torch.zeros(5, 3)), torch.nn.Parameter(torch.zeros(7))]
+    for pa, pb in zip(a, b):
+        pa.grad = torch.randn_like(pa) * 3
+        pb.grad = pa.grad.clone()
+    expected = float(torch.nn.utils.clip_grad_norm_(b, 1.0))
+    assert clip_gradients(a, 1.0) == pytest.approx(expected, rel=1e-6)
+    for pa, pb in zip(a, b):
+        torch.testing.assert_close(pa.grad, pb.grad)
+
+    huge = torch.nn.Parameter(torch.zeros(4))
+    huge.grad = torch.full((4,), 3e19)
+    reference = torch.nn.Parameter(torch.zeros(4))
+    reference.grad = huge.grad.clone()
+    assert math.isinf(float(torch.nn.utils.clip_grad_norm_([reference], 1.0)))  # the float32 sum overflows
+    norm = clip_gradients([huge], 1.0)
+    assert norm == pytest.approx(6e19, rel=1e-6)  # sqrt(4 * 9e38)
+    assert float(huge.grad.norm(dtype=torch.float64)) == pytest.approx(1.0, rel=1e-5)

@@ -28,7 +28,7 @@ import numbers
 import sys
 import time
 import typing
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -282,6 +282,26 @@ def make_optimizer(config: TrainConfig, params: Iterable[nn.Parameter]) -> torch
     if config.optimizer == "rmsprop":
         return torch.optim.RMSprop(params, lr=config.lr, alpha=0.9)
     return torch.optim.Adam(params, lr=config.lr, amsgrad=config.optimizer == "amsgrad")
+
+
+def clip_gradients(params: Sequence[nn.Parameter], max_norm: float | None) -> float:
+    """Scale the gradients so their total L2 norm is at most ``max_norm`` (None: leave them), and
+    return the norm before scaling.
+
+    As ``nn.utils.clip_grad_norm_``, but the norm is summed in float64: torch sums float32
+    gradients' norms in float32, which overflows to inf once the norm passes about 1e19, and an
+    NRU at its initial memory plateau produces such gradients in its first updates (docs/nru.md#memory-growth-at-initialisation),
+    all of them finite. Clipping them to ``max_norm`` is what the reference training does.
+    """
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return 0.0
+    norm = math.sqrt(sum(float(torch.linalg.vector_norm(g, dtype=torch.float64)) ** 2 for g in grads))
+    if max_norm is not None and math.isfinite(norm) and norm > max_norm:
+        scale = max_norm / (norm + 1e-6)
+        for g in grads:
+            g.mul_(scale)
+    return norm
 
 
 def make_scheduler(
@@ -649,7 +669,7 @@ def train(
             # 3. Backward, clip, step.
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            grad_norm = float(nn.utils.clip_grad_norm_(params, config.clip if config.clip is not None else math.inf))
+            grad_norm = clip_gradients(params, config.clip)
             if not math.isfinite(grad_norm):
                 raise _diverged(run, f"gradient norm is {grad_norm} at update {update}")
             optimizer.step()
