@@ -22,6 +22,7 @@ This module depends on numpy and gymnasium only (never torch).
 from __future__ import annotations
 
 import importlib
+import math
 import numbers
 from dataclasses import dataclass, field
 from collections.abc import Sequence
@@ -139,8 +140,11 @@ class ReferenceScores:
     optimal: float = 1.0
 
     def normalise(self, score: float) -> float:
-        """Map ``score`` so that the memoryless reference is 0 and the optimum is 1."""
-        return (score - self.memoryless) / (self.optimal - self.memoryless)
+        """Map ``score`` so that the memoryless reference is 0 and the optimum is 1; NaN when the
+        memoryless reference already reaches the optimum (the task then tests no memory, e.g. an
+        image set whose last pixel alone names each image)."""
+        gap = self.optimal - self.memoryless
+        return (score - self.memoryless) / gap if gap > 0 else math.nan
 
 
 @dataclass

@@ -3,6 +3,7 @@ action validation, and the ``memory-bench envs`` catalog."""
 
 from __future__ import annotations
 
+import math
 import argparse
 import subprocess
 import sys
@@ -444,3 +445,10 @@ def test_envs_command_does_not_import_torch() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "memenvs/CopyEasy-v0" in result.stdout
+
+
+def test_normalise_is_nan_when_the_memoryless_reference_is_optimal():
+    """A task whose last input alone gives the answer tests no memory: its normalised score is
+    undefined (NaN), not a ZeroDivisionError that stops a training run."""
+    assert ReferenceScores(random=0.1, memoryless=0.5).normalise(0.75) == 0.5
+    assert math.isnan(ReferenceScores(random=0.1, memoryless=1.0).normalise(1.0))

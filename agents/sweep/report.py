@@ -51,7 +51,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -62,6 +62,9 @@ from agents.sweep.execute import ERROR_FILE, SUMMARY_FILE
 from agents.sweep.runner import SweepDir
 from agents.sweep.spec import REPORT_DEFAULTS, RunSpec, _slug
 from agents.results.stats import LOWER_IS_BETTER, Estimate, competition_ranks, evaluation_of, finite, iqm_estimate, largest_solved, probability_of_improvement
+
+if TYPE_CHECKING:
+    from memenvs.core import ReferenceScores
 
 #: Columns that hold wall-clock measurements (differ between identical sweeps).
 TIMING_COLUMNS = ("updates/s", "env-steps/s")
@@ -203,19 +206,19 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
 
 
 @lru_cache(maxsize=None)
-def _rl_reference(env: str, env_kw_json: str) -> tuple[float, float] | None:
-    """(memoryless, optimal) returns an env declares, if any (cached per env and kwargs)."""
+def _rl_reference(env: str, env_kw_json: str) -> ReferenceScores | None:
+    """The reference returns an env declares, if any (cached per env and kwargs)."""
     from agents.rl.trainer import env_reference
 
-    reference = env_reference(env, json.loads(env_kw_json))
-    return None if reference is None else (float(reference.memoryless), float(reference.optimal))
+    return env_reference(env, json.loads(env_kw_json))
 
 
-def _normalise(value: float | None, reference: tuple[float, float] | None) -> float | None:
+def _normalise(value: float | None, reference: ReferenceScores | None) -> float | None:
+    """``value`` normalised by the env's references; as it is where the env declares none, and
+    None where it is missing or the normalised score is undefined."""
     if value is None or reference is None:
         return value if reference is None else None
-    memoryless, optimal = reference
-    return (value - memoryless) / (optimal - memoryless)
+    return finite(reference.normalise(value))
 
 
 def _metric_name(metric: str, metrics: dict[str, Any]) -> str:
