@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from agents.cells.base import RecurrentCell, State, detach_state, make_cell
+from agents.cells.base import NO_GRAD_CHUNK, RecurrentCell, State, detach_state, make_cell
 
 EncoderName = Literal["auto", "onehot", "embedding", "linear"]
 ENCODERS: tuple[str, ...] = typing.get_args(EncoderName)
@@ -201,15 +201,27 @@ class SequenceModel(nn.Module):
         last-step classification. Do not pass it when something else (a budget loss) needs the
         gradient of every step.
 
+        Without gradient (evaluation, rollouts) a sequence longer than :data:`NO_GRAD_CHUNK` steps
+        runs in chunks of that many steps with the same result, so the buffers a cell allocates
+        per call (e.g. the input projection of every step, ``[T, B, 4H]`` for an LSTM) stay
+        bounded too.
+
+        The readout runs chunk by chunk too, so what an update keeps for backward is the graph of
+        the chunks with gradient (about ``N`` steps) plus the outputs, not the hidden states of
+        all ``T`` steps: this is what lets a 16k-step sequence train in bounded memory
+        (``benchmarks/soak_long.py``).
+
         After the call ``cell.gate_openness`` / ``cell.update_count`` (time-gated cells) cover the
         whole sequence, not just the last chunk.
         """
+        T = encoded.shape[0]
         if tbptt is None:
-            out, state = self.cell(encoded, state, resets)
-            return self.readout(out), state
+            if torch.is_grad_enabled() or T <= NO_GRAD_CHUNK:
+                out, state = self.cell(encoded, state, resets)
+                return self.readout(out), state
+            tbptt = NO_GRAD_CHUNK  # no graph: chunks only bound the per-call buffers
         if isinstance(tbptt, bool) or not isinstance(tbptt, int) or tbptt < 1:
             raise ValueError(f"tbptt={tbptt!r} must be a positive integer or None")
-        T = encoded.shape[0]
         bounds = list(range(T, 0, -tbptt))[::-1]  # chunk ends, aligned to the end
         starts = [0] + bounds[:-1]
         outs, openness, counts = [], [], []
@@ -220,7 +232,7 @@ class SequenceModel(nn.Module):
             with torch.set_grad_enabled(torch.is_grad_enabled() and needs_grad):
                 chunk_resets = None if resets is None else resets[start:end]
                 out, state = self.cell(encoded[start:end], state, chunk_resets)
-            outs.append(out)
+                outs.append(self.readout(out))  # per chunk: a chunk without gradient keeps no graph
             if self.cell.gate_openness is not None:
                 openness.append(self.cell.gate_openness)
             if self.cell.update_count is not None:
@@ -229,7 +241,7 @@ class SequenceModel(nn.Module):
             self.cell.gate_openness = torch.cat(openness)
         if counts:
             self.cell.update_count = sum(counts[1:], counts[0])
-        return self.readout(torch.cat(outs)), state
+        return torch.cat(outs), state
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
         """The cell's initial state."""

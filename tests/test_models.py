@@ -156,3 +156,44 @@ def test_tbptt_reports_gates_of_the_whole_sequence():
 def test_tbptt_must_be_positive():
     with pytest.raises(ValueError, match="tbptt=0"):
         real_model()(torch.randn(3, 1, 2), tbptt=0)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "glstm"])
+def test_long_forward_without_gradient_runs_in_bounded_chunks_with_the_same_result(monkeypatch, cell):
+    """Evaluation of a long sequence runs the cell on at most NO_GRAD_CHUNK steps per call (its
+    per-call buffers stay bounded) and gives what one call over the whole sequence gives."""
+    import agents.models
+
+    model = real_model(cell=cell)
+    x = torch.randn(23, 3, 2)
+    with torch.no_grad():
+        whole, whole_state = model(x)
+        openness = None if model.cell.gate_openness is None else model.cell.gate_openness.clone()
+    lengths: list[int] = []
+    original = model.cell.forward
+    monkeypatch.setattr(model.cell, "forward", lambda inputs, *a: lengths.append(len(inputs)) or original(inputs, *a))
+    monkeypatch.setattr(agents.models, "NO_GRAD_CHUNK", 5)
+    with torch.no_grad():
+        chunked, chunked_state = model(x)
+    assert lengths == [3, 5, 5, 5, 5]  # aligned to the end, as truncated BPTT's chunks
+    torch.testing.assert_close(chunked, whole)
+    for a, b in zip(chunked_state, whole_state):
+        torch.testing.assert_close(a, b)
+    if openness is not None:
+        torch.testing.assert_close(model.cell.gate_openness, openness)
+    lengths.clear()
+    model(x)  # with gradient: one call, the graph must cover every step
+    assert lengths == [23]
+
+
+def test_final_state_without_gradient_is_the_state_of_one_call(monkeypatch):
+    import agents.cells.base as base
+
+    torch.manual_seed(0)
+    cell = base.make_cell("gru", input_size=2, hidden_size=4)
+    x, resets = torch.randn(17, 3, 2), torch.rand(17, 3) < 0.1
+    _, expected = cell(x, None, resets)
+    monkeypatch.setattr(base, "NO_GRAD_CHUNK", 4)
+    state = base.final_state_no_grad(cell, x, None, resets)
+    assert not state.requires_grad
+    torch.testing.assert_close(state, expected.detach())

@@ -138,6 +138,24 @@ class ProjectedCell(RecurrentCell):
         raise NotImplementedError
 
 
+#: Longest chunk of a forward pass without gradient over a long sequence: such passes (evaluation,
+#: the auxiliary loss's prefix) run in chunks of at most this many steps, carrying the state, so
+#: the buffers a cell allocates per call grow with the chunk, not with the sequence.
+NO_GRAD_CHUNK = 1024
+
+
+def final_state_no_grad(
+    cell: RecurrentCell, inputs: Tensor, state: State | None, resets: Tensor | None = None
+) -> State:
+    """The state after running ``cell`` over ``inputs`` without gradient, in chunks of at most
+    :data:`NO_GRAD_CHUNK` steps (the outputs are not kept)."""
+    with torch.no_grad():
+        for start in range(0, inputs.shape[0], NO_GRAD_CHUNK):
+            end = start + NO_GRAD_CHUNK
+            _, state = cell(inputs[start:end], state, None if resets is None else resets[start:end])
+    return state
+
+
 def check_inputs(cell: RecurrentCell, inputs: Tensor, resets: Tensor | None) -> None:
     """Raise ValueError with the expected shapes when ``inputs`` / ``resets`` are malformed."""
     if inputs.dim() != 3 or inputs.shape[2] != cell.input_size:

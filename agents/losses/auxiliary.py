@@ -26,6 +26,7 @@ from agents.cells.base import (
     cat_states,
     cell_class,
     detach_state,
+    final_state_no_grad,
     map_state,
     select_state,
 )
@@ -331,12 +332,11 @@ class AuxiliaryLoss(nn.Module):
         # No-gradient prefix, once for the whole batch, pausing at every distinct window start.
         at: dict[int, State] = {}
         current, t = initial, 0
-        with torch.no_grad():
-            for s in sorted(set(start.tolist())):
-                if s > t:
-                    _, current = cell(encoded[t:s], current, None if resets is None else resets[t:s])
-                    t = s
-                at[s] = current
+        for s in sorted(set(start.tolist())):
+            if s > t:
+                current = final_state_no_grad(cell, encoded[t:s], current, None if resets is None else resets[t:s])
+                t = s
+            at[s] = current
         starts = self._gather(
             {s: (start == s).nonzero().squeeze(1) for s in at},
             lambda s, idx: select_state(at[s], seq[idx].to(device)),
