@@ -139,6 +139,7 @@ def test_results_page_from_an_archive_alone(tmp_path):
     curves = {(c, 3): [[(0, 0.0), (3, s)] for s in scores[(c, 3)]] for c in "ABC"}
     sweep = make_sweep(tmp_path, checks, scores, curves=curves)
     (sweep / "runs" / "copy-delay_3-A-s0" / "latest.pt").write_bytes(b"weights")
+    (sweep / "notes.md").write_text("Runs of B were\nrerun after a fix.\n")
     kept = archive(sweep, tmp_path / "results")
     assert kept == tmp_path / "results" / "hand"
     assert (kept / "runs" / "copy-delay_3-A-s0" / "summary.json").is_file()
@@ -148,6 +149,7 @@ def test_results_page_from_an_archive_alone(tmp_path):
     assert "## hand: reproduced" in text and "| **pass** |" in text
     assert "| copy delay=3 | A | 0.9 [0.8, 1] | 3/3 |" in text
     assert (tmp_path / "docs" / "results" / "hand-curves.png").is_file()
+    assert "**History of these runs.** Runs of B were rerun after a fix." in text  # the sweep's notes travel
     shutil.rmtree(sweep)  # the archive alone rebuilds the same page
     assert archive(kept, tmp_path / "results") == kept
     assert write_results_page([kept], tmp_path / "docs" / "results.md").read_text() == text

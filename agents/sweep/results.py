@@ -32,6 +32,9 @@ from agents.sweep.spec import RunSpec
 from agents.results.stats import iqm_estimate
 
 RUN_FILES = ("config.json", "summary.json", "metrics.csv", "error.json")
+#: A sweep directory's own record of what happened to it (a rerun after a fix, a correction),
+#: written by hand in markdown, archived with the runs and shown under the claim's verdict.
+NOTES_FILE = "notes.md"
 DEFAULT_ARCHIVE = Path("results")
 DEFAULT_PAGE = Path("docs") / "results.md"
 
@@ -48,7 +51,7 @@ def archive(sweep_dir: str | Path, into: str | Path = DEFAULT_ARCHIVE) -> Path:
     if target.exists():
         shutil.rmtree(target)
     (target / "runs").mkdir(parents=True)
-    for file in (MANIFEST, SPEC_COPY):
+    for file in (MANIFEST, SPEC_COPY, NOTES_FILE):
         if (sweep.path / file).is_file():
             shutil.copy2(sweep.path / file, target / file)
     for run in manifest["runs"]:
@@ -130,6 +133,8 @@ def _section(sweep: SweepDir, result: ClaimResult, figures: Path, page_dir: Path
         markdown_table(_figure_rows(runs, summaries, result)),
         "",
     ]
+    if (sweep.path / NOTES_FILE).is_file():
+        lines += ["**History of these runs.** " + " ".join((sweep.path / NOTES_FILE).read_text().split()), ""]
     datasets = {dataset_text(s["dataset"]) for s in summaries.values() if s and s.get("dataset")}
     if datasets:
         lines += [f"Data: {'; '.join(sorted(datasets))}.", ""]
