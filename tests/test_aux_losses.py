@@ -300,6 +300,29 @@ def test_valid_anchors_keep_segment_in_the_anchor_episode(mode):
         assert valid[anchors[:, b], b].all()
 
 
+@pytest.mark.parametrize("mode", ["reconstruction", "prediction"])
+def test_anchors_stay_out_of_the_padding_of_shorter_sequences(mode):
+    """With ``lengths``, an anchor (and a predicted segment) lies before its sequence's padding;
+    the loss of a padded batch equals the loss of each sequence cut to its length."""
+    lengths = torch.tensor([20, 12, 4, 9])
+    aux = make_aux(TanhCell(I, H), mode, segment_length=3, num_anchors=40)
+    valid = aux.valid_anchors(20, 4, lengths=lengths)
+    for b, n in enumerate(lengths.tolist()):
+        expected = brute_force_valid(mode, 3, torch.zeros(n, 1, dtype=torch.bool))[:, 0]
+        assert torch.equal(valid[:n, b], expected) and not valid[n:, b].any()
+    anchors, _ = aux.sample_anchors(20, 4, generator=torch.Generator().manual_seed(1), lengths=lengths)
+    assert (anchors <= (lengths - 1 - (0 if mode == "reconstruction" else 3))).all()
+    torch.manual_seed(3)
+    cell = TanhCell(I, H)
+    aux = make_aux(cell, mode, segment_length=3)
+    encoded, targets = data(T=20, B=2)
+    fixed = torch.tensor([[8, 6]]) if mode == "reconstruction" else torch.tensor([[4, 2]])
+    aux.eval()  # no dropout: the losses are comparable
+    padded = aux(cell, encoded, targets, anchors=fixed, lengths=torch.tensor([20, 10]))
+    alone = [aux(cell, encoded[:n, b : b + 1], targets[:n, b : b + 1], anchors=fixed[:, b : b + 1]) for b, n in ((0, 20), (1, 10))]
+    assert padded.item() == pytest.approx(sum(x.item() for x in alone) / 2, rel=1e-10)
+
+
 def test_resets_restart_the_main_cell():
     """An anchor in a later episode gives the loss computed on that episode alone, whether the
     episode starts inside the no-gradient prefix or at the segment start."""

@@ -297,6 +297,27 @@ def test_label_is_scored_at_each_documents_own_last_step(data_dir, unit):
     assert one.lengths.tolist() == [1] and one.inputs[0, 0] == 0 and one.mask[0, 0]
 
 
+@pytest.mark.parametrize("unit", ["char", "word"])
+def test_pad_before_right_aligns_each_document_and_scores_the_last_step(data_dir, unit):
+    """pad="before": the same units as pad="after", moved to end at the batch's last step, pad
+    units in front, the label scored at that last step only and every episode T steps long."""
+    after = DocumentClassificationTask(unit=unit, max_length=12, data_dir=data_dir)
+    before = DocumentClassificationTask(unit=unit, max_length=12, data_dir=data_dir, pad="before")
+    labels = [r[0] - 1 for r in split_rows("train")]
+    for a, b in zip(after.iterate(batch_size=5), before.iterate(batch_size=5)):
+        T = a.seq_len
+        assert b.seq_len == T and b.lengths.tolist() == [T] * b.batch_size
+        for col in range(a.batch_size):
+            n = int(a.lengths[col])
+            assert b.inputs[T - n :, col].tolist() == a.inputs[:n, col].tolist()
+            assert (b.inputs[: T - n, col] == 0).all()
+            assert np.flatnonzero(b.mask[:, col]).tolist() == [T - 1]
+            assert b.targets[T - 1, col] == a.targets[n - 1, col]
+    assert [int(b.targets[-1, c]) for b in before.iterate(batch_size=5) for c in range(b.batch_size)] == labels
+    sampled = before.sample(16, np.random.default_rng(0))
+    assert sampled.seq_len == before.max_length and sampled.mask[-1].all() and sampled.mask.sum() == 16
+
+
 def test_iterate_visits_every_document_once_in_order(data_dir):
     task = DocumentClassificationTask(data_dir=data_dir)
     for split in ("train", "validation", "test"):
@@ -331,7 +352,8 @@ def test_env_ends_each_episode_at_its_documents_end(data_dir):
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{}, {"max_length": 4}, {"max_length": 4, "truncate": "start"}, {"unit": "word", "max_length": 3}, {"split": "test"}],
+    [{}, {"max_length": 4}, {"max_length": 4, "truncate": "start"}, {"unit": "word", "max_length": 3}, {"split": "test"},
+     {"max_length": 6, "pad": "before"}],
 )
 def test_memoryless_reference_is_an_exact_count_and_what_the_policy_earns_in_the_env(data_dir, kwargs):
     split = kwargs.get("split", "train")
@@ -364,7 +386,8 @@ def test_memoryless_reference_is_an_exact_count_and_what_the_policy_earns_in_the
     assert np.mean(list(returns.values())) == pytest.approx(expected, abs=1e-12)
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"unit": "word"}, {"max_length": 5, "truncate": "start", "split": "validation"}])
+@pytest.mark.parametrize("kwargs", [{}, {"unit": "word"}, {"max_length": 5, "truncate": "start", "split": "validation"},
+                                    {"pad": "before"}])
 def test_oracle_scores_exactly_one(data_dir, kwargs):
     env = make_env(data_dir, **kwargs)
     for seed in range(10):
@@ -385,7 +408,8 @@ def test_oracle_scores_exactly_one(data_dir, kwargs):
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{}, {"obs_mode": "index"}, {"unit": "word", "max_length": 4}, {"unit": "word", "obs_mode": "index"}]
+    "kwargs", [{}, {"obs_mode": "index"}, {"unit": "word", "max_length": 4}, {"unit": "word", "obs_mode": "index"},
+               {"pad": "before"}]
 )
 def test_gymnasium_and_sb3_env_checkers_pass(data_dir, kwargs):
     env = make_env(data_dir, **kwargs)
@@ -410,7 +434,7 @@ def test_make_task_round_trip(data_dir):
     task = memenvs.make_task("document_classification", data_dir=str(data_dir), unit="word", max_length=3)
     assert isinstance(task, DocumentClassificationTask) and memenvs.resolve_id("DocumentClassification-v0") == ENV_ID
     assert task.kwargs == {"unit": "word", "max_length": 3, "truncate": "end", "text": "title+content",
-                           "split": "train", "vocab_size": None, "data_dir": str(data_dir)}
+                           "split": "train", "vocab_size": None, "data_dir": str(data_dir), "pad": "after"}
     rebuilt = DocumentClassificationTask(**task.kwargs)
     a, b = task.sample(5, np.random.default_rng(1)), rebuilt.sample(5, np.random.default_rng(1))
     assert np.array_equal(a.inputs, b.inputs) and np.array_equal(a.lengths, b.lengths)

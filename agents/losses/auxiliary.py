@@ -206,9 +206,12 @@ class AuxiliaryLoss(nn.Module):
 
     # -- anchors ---------------------------------------------------------------------------------
 
-    def valid_anchors(self, length: int, batch_size: int, resets: Tensor | None = None) -> Tensor:
-        """``bool[T, B]``: the steps that may serve as anchors (segment inside the sequence and
-        inside the anchor's episode). On the device of ``resets`` (CPU without resets)."""
+    def valid_anchors(
+        self, length: int, batch_size: int, resets: Tensor | None = None, lengths: Tensor | None = None
+    ) -> Tensor:
+        """``bool[T, B]``: the steps that may serve as anchors (segment inside the sequence, inside
+        the anchor's episode and, with ``lengths [B]``, before the sequence's padding). On the
+        device of ``resets`` (CPU without resets)."""
         device = resets.device if resets is not None else torch.device("cpu")
         steps = torch.arange(length, device=device)
         if self.mode == "reconstruction":
@@ -216,6 +219,9 @@ class AuxiliaryLoss(nn.Module):
         else:
             low, high = 0, length - 1 - self.segment_length
         valid = ((steps >= low) & (steps <= high)).unsqueeze(1).expand(length, batch_size)
+        if lengths is not None:  # the anchor (and a predicted segment) before step lengths[b]
+            last = lengths.to(device).long() - 1 - (0 if self.mode == "reconstruction" else self.segment_length)
+            valid = valid & (steps.unsqueeze(1) <= last.unsqueeze(0))
         if resets is None:
             return valid.clone()
         # starts[i] = number of episode starts at steps < i, so the count in [i, j] is starts[j+1] - starts[i].
@@ -229,7 +235,8 @@ class AuxiliaryLoss(nn.Module):
         return valid & (inside == 0)
 
     def sample_anchors(
-        self, length: int, batch_size: int, resets: Tensor | None = None, generator: torch.Generator | None = None
+        self, length: int, batch_size: int, resets: Tensor | None = None, generator: torch.Generator | None = None,
+        lengths: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Draw ``num_anchors`` anchors per sequence uniformly among its valid steps.
 
@@ -238,7 +245,7 @@ class AuxiliaryLoss(nn.Module):
         ``generator``'s device (CPU by default), so a seeded generator reproduces the anchors.
         """
         device = generator.device if generator is not None else torch.device("cpu")
-        valid = self.valid_anchors(length, batch_size, None if resets is None else resets.to(device))
+        valid = self.valid_anchors(length, batch_size, None if resets is None else resets.to(device), lengths)
         has_valid = valid.any(0)
         weights = torch.where(has_valid, valid.double(), 1.0).T  # [B, T]; rows without a valid step: dummy
         anchors = torch.multinomial(weights, self.num_anchors, replacement=True, generator=generator).T
@@ -255,6 +262,7 @@ class AuxiliaryLoss(nn.Module):
         generator: torch.Generator | None = None,
         state: State | None = None,
         anchors: Tensor | None = None,
+        lengths: Tensor | None = None,
     ) -> Tensor:
         """The token-normalised auxiliary loss (a scalar) for one batch.
 
@@ -269,13 +277,15 @@ class AuxiliaryLoss(nn.Module):
                 detached, gradient never flows back out of the sequence.
             anchors: ``long[K, B]`` fixed anchors instead of sampled ones (tests, analyses); each
                 must be valid.
+            lengths: optional ``[B]`` real lengths of sequences padded after their end
+                (``SequenceBatch.lengths``): anchors and segments stay out of the padding.
 
         The cell's ``gate_openness`` / ``update_count`` from the caller's own forward are left as
         they were, so a budget loss computed afterwards still sees the main forward.
         """
         length, batch = self._check(cell, encoded, targets, resets, state)
         if anchors is None:
-            anchors, ok = self.sample_anchors(length, batch, resets, generator)
+            anchors, ok = self.sample_anchors(length, batch, resets, generator, lengths)
         else:
             anchors = self._check_anchors(anchors, length, batch, resets)
             ok = torch.ones_like(anchors, dtype=torch.bool)

@@ -658,7 +658,8 @@ def train(
                 if config.budget_weight > 0:
                     loss = loss + budget_loss(model.cell, config.budget_weight)
             if aux is not None:
-                aux_loss = aux(model.cell, encoded, inputs)
+                padded = None if (batch.lengths == batch.seq_len).all() else torch.as_tensor(batch.lengths)
+                aux_loss = aux(model.cell, encoded, inputs, lengths=padded)
                 loss = loss + config.aux_weight * aux_loss
             loss_value = loss.item()
             if not math.isfinite(loss_value):

@@ -29,6 +29,7 @@ from memenvs.data.documents import PAD, TEXT_FIELDS, UNITS, UNKNOWN, TextFields,
 from memenvs.tasks.chars import _printable
 
 Truncate = Literal["end", "start"]
+Padding = Literal["after", "before"]
 #: Default vocabulary sizes (pad and unknown come on top): 254 characters make 256 input symbols,
 #: the byte-sized vocabulary of the paper's character embedding; 20,000 words.
 DEFAULT_VOCAB = {"char": 254, "word": 20_000}
@@ -80,7 +81,8 @@ class DocumentClassificationTask(SequenceTask):
 
     ## Episode End
     Terminates after the document's last shown unit: ``min(len(document), max_length)`` steps, or
-    one pad step for an empty document.
+    one pad step for an empty document. With ``pad="before"`` every episode lasts
+    ``task.max_length`` steps, the document's units last.
 
     ## Arguments
     - ``unit`` ("char" | "word", default "char"): what one step shows.
@@ -96,6 +98,11 @@ class DocumentClassificationTask(SequenceTask):
       (None: 254 characters or 20,000 words); the rest map to the unknown id.
     - ``data_dir`` (str | None, default None): the folder with the CSV files; None looks at
       ``$MEMENVS_DATA``.
+    - ``pad`` ("after" | "before", default "after"): "after" gives each episode its document's
+      length (padding after its end, never scored); "before" right-aligns the documents of a
+      batch: pad units come first and every episode ends, and is scored, at the batch's last
+      step. Use "before" with truncated BPTT (``tbptt``), whose chunks are aligned to the end of
+      the batch, so that the gradient reaches back the same ``N`` units from every document's end.
 
     Use :meth:`iterate` to evaluate on a whole split in order.
 
@@ -116,8 +123,10 @@ class DocumentClassificationTask(SequenceTask):
         split: Split = "train",
         vocab_size: int | None = None,
         data_dir: str | Path | None = None,
+        pad: Padding = "after",
     ) -> None:
         self.unit = check_choice("unit", unit, UNITS)
+        self.pad = check_choice("pad", pad, ("after", "before"))
         self.truncation = check_length("max_length", max_length)
         self.truncate = check_choice("truncate", truncate, ("end", "start"))
         self.text = check_choice("text", text, tuple(TEXT_FIELDS))
@@ -126,7 +135,7 @@ class DocumentClassificationTask(SequenceTask):
         self.data_dir = None if data_dir is None else str(data_dir)
         self._store_kwargs(
             unit=self.unit, max_length=self.truncation, truncate=self.truncate, text=self.text, split=self.split,
-            vocab_size=vocab_size, data_dir=self.data_dir,
+            vocab_size=vocab_size, data_dir=self.data_dir, pad=self.pad,
         )
         self.documents = load_documents(data_dir, self.unit, self.vocab_size, self.text)
         self.num_inputs = self.documents.vocab_size
@@ -168,11 +177,16 @@ class DocumentClassificationTask(SequenceTask):
         step = np.arange(T)[:, None]
         positions = np.minimum(first[None, :] + step, len(source) - 1)
         inputs = np.where(step < shown[None, :], source[positions], PAD).astype(np.int64)
+        ends = lengths - 1
+        if self.pad == "before":  # right-align: every document ends at step T-1
+            shift = T - lengths
+            inputs = np.take_along_axis(inputs, (step - shift[None, :]) % T, axis=0)
+            ends, lengths = np.full_like(lengths, T - 1), np.full_like(lengths, T)
         cols = np.arange(len(indices))
         targets = np.zeros((T, len(indices)), dtype=np.int64)
-        targets[lengths - 1, cols] = self.documents.labels[split][indices]
+        targets[ends, cols] = self.documents.labels[split][indices]
         mask = np.zeros((T, len(indices)), dtype=bool)
-        mask[lengths - 1, cols] = True
+        mask[ends, cols] = True
         return SequenceBatch(inputs, targets, mask, lengths.astype(np.int64))
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> SequenceBatch:
