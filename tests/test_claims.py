@@ -157,7 +157,7 @@ def test_results_page_from_an_archive_alone(tmp_path):
 
 def test_checks_are_per_scale_and_checked_before_running():
     from agents.sweep.claims import check_claim, checks_at
-    from agents.sweep.spec import apply_scale
+    from agents.sweep.spec import apply_scale, tasks_without_data, without_tasks
 
     claim = {"checks": {"small": [{"type": "solves", "cell": "gru", "task": "copy delay=3", "threshold": 0.9}]}}
     assert checks_at(claim, "small") and checks_at(claim, "paper") == []
@@ -175,6 +175,9 @@ def test_checks_are_per_scale_and_checked_before_running():
         for scale in scales:
             shipped = apply_scale(load_spec(name), scale)
             assert checks_at(shipped["claim"], scale), (name, scale)
+            missing = tasks_without_data(shipped)  # the user-provided datasets are not here
+            if missing:
+                shipped = load_spec(without_tasks(shipped, missing))
             check_claim(shipped, expand(shipped))
 
 
@@ -185,3 +188,33 @@ def test_which_test_falls_back_to_final_without_a_test_split():
     assert evaluation_of(with_test, "test")["metrics"]["score"] == 0.7
     assert evaluation_of({"final": {"metrics": {"score": 0.1}}}, "test")["metrics"]["score"] == 0.1
     assert evaluation_of(with_test, "final")["metrics"]["score"] == 0.1
+
+
+def test_tasks_without_data_are_refused_or_left_out_and_said(tmp_path, monkeypatch, capsys):
+    """A task whose data is not on the machine stops the sweep before any run, naming the task
+    and --skip-missing-data; with that flag the other tasks run, the sweep records what was left
+    out and why, a claim check on the missing task is inconclusive, and the results page says it."""
+    from agents.cli import main as cli_main
+    from agents.sweep.results import write_results_page
+
+    monkeypatch.delenv("MEMENVS_DATA", raising=False)
+    spec = {"name": "data", "seeds": 1, "supervised": TINY,
+            "tasks": [{"task": "copy", "task_kwargs": {"delay": 3, "length": 2}},
+                      {"label": "dogs", "task": "SequentialImages-v0", "task_kwargs": {"side": [4, 8]}}],
+            "cells": [{"cell": "gru", "hidden_size": 4}],
+            "claim": {"statement": "s", "criterion": "c",
+                      "checks": [{"type": "solves", "cell": "gru", "task": "dogs side=8", "threshold": 0.5},
+                                 {"type": "solves", "cell": "gru", "task": "copy", "threshold": 2.0}]}}
+    path = tmp_path / "spec.yaml"
+    path.write_text(__import__("yaml").safe_dump(spec))
+    out = tmp_path / "sweep"
+    assert cli_main(["sweep", str(path), "--out", str(out), "--no-progress"]) == 2
+    assert "no data here for task dogs" in capsys.readouterr().err and not out.exists()
+    assert cli_main(["sweep", str(path), "--out", str(out), "--no-progress", "--skip-missing-data"]) == 0
+    manifest = SweepDir(out).read_manifest()
+    assert [r["task"] for r in manifest["runs"]] == ["copy"] and list(manifest["not_run"]) == ["dogs"]
+    result = evaluate_claim(out)
+    assert [c.outcome for c in result.checks] == ["inconclusive", "fail"]
+    assert result.checks[0].detail.startswith("not run: no image class folders found")
+    text = write_results_page([out], tmp_path / "docs" / "results.md").read_text()
+    assert "**Not run here** (their data was not on the machine that ran the sweep): `dogs`: no image class folders found" in text

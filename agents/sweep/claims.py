@@ -33,6 +33,7 @@ import math
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import yaml
@@ -105,6 +106,15 @@ def checks_at(claim: dict[str, Any], scale: str | None) -> list[dict[str, Any]]:
     return list(checks)
 
 
+def not_run_reason(variant: str | None, not_run: Mapping[str, str] | None) -> str | None:
+    """Why the task entry of ``variant`` (``"dogs side=128"`` belongs to entry ``dogs``) was left
+    out of the sweep, if it was."""
+    for label, why in (not_run or {}).items():
+        if variant == label or (variant or "").startswith(label + " "):
+            return why
+    return None
+
+
 def check_claim(spec: dict[str, Any], runs: list[RunSpec]) -> None:
     """Before running: every check of the spec's claim at its scale names task variants and cells
     that the runs produce (a ValueError naming the check otherwise)."""
@@ -120,6 +130,8 @@ def check_claim(spec: dict[str, Any], runs: list[RunSpec]) -> None:
                 raise ValueError(f"claim check {check!r}: no runs of cell {check['cell']!r}")
             continue
         task = check.get("task")
+        if not_run_reason(task, spec.get("not_run")):
+            continue  # its task was left out for want of data: the check will be inconclusive
         if task not in cells_of:
             raise ValueError(f"claim check {check!r}: task {task!r} is not a task variant of these runs "
                              f"(they are: {', '.join(cells_of)})")
@@ -150,7 +162,11 @@ def evaluate_claim(sweep_dir: str | Path) -> ClaimResult:
             missing[run.variant][run.cell] += 1
         else:
             values[run.variant][run.cell].append(record["value"])
-    results = [_check(c, values, missing, records, settings) for c in checks_at(claim, manifest.get("scale"))]
+    results = []
+    for check in checks_at(claim, manifest.get("scale")):
+        why = not_run_reason(check.get("task"), manifest.get("not_run"))
+        results.append(CheckResult(check, "inconclusive", f"not run: {why}") if why
+                       else _check(check, values, missing, records, settings))
     return ClaimResult(manifest["name"], manifest.get("scale"), " ".join(claim.get("statement", "").split()),
                        " ".join(claim.get("criterion", "").split()), results, settings["metric"], settings["which"],
                        values)

@@ -42,7 +42,16 @@ def run_sweep_command(args: argparse.Namespace) -> int:
 def _run_one_spec(name: str, args: argparse.Namespace, out: str | Path | None) -> int:
     from agents.sweep.runner import default_sweep_dir, run_sweep
     from agents.sweep.claims import check_claim
-    from agents.sweep.spec import apply_overrides, apply_scale, check_datasets, expand, load_spec, scale_names
+    from agents.sweep.spec import (
+        apply_overrides,
+        apply_scale,
+        check_datasets,
+        expand,
+        load_spec,
+        scale_names,
+        tasks_without_data,
+        without_tasks,
+    )
 
     written = load_spec(name)
     device = []
@@ -54,6 +63,14 @@ def _run_one_spec(name: str, args: argparse.Namespace, out: str | Path | None) -
     spec = load_spec(apply_overrides(apply_scale(written, args.scale), device + list(args.set or [])))
     if out is None:
         out = default_sweep_dir(spec["name"] + (f"-{args.scale}" if args.scale else ""))
+    missing = tasks_without_data(spec)
+    if missing and not args.skip_missing_data:
+        raise ValueError("no data here for task " + "; ".join(f"{label}: {why}" for label, why in missing.items())
+                         + " (or pass --skip-missing-data to run the other tasks)")
+    for label, why in missing.items():
+        print(f"not run (no data): {label}: {why}")
+    if missing:
+        spec = load_spec(without_tasks(spec, missing))
     runs = expand(spec)
     check_claim(spec, runs)
     if args.scale == "paper" or (args.scale is None and scale_names(written)):
@@ -107,6 +124,9 @@ def _add_run_options(p: argparse.ArgumentParser, default_scale: str | None) -> N
     p.add_argument("--allow-subset", action="store_true",
                    help="let a paper-scale run use an embedded data subset (e.g. 5,000 MNIST digits) instead of the "
                    "full dataset in $MEMENVS_DATA")
+    p.add_argument("--skip-missing-data", action="store_true",
+                   help="leave out the tasks whose data is not on this machine (e.g. StanfordDogs, DBpedia) and run the "
+                   "rest; the sweep records which were left out and why (default: stop with what to download)")
     p.add_argument("--executor", choices=("local", "ray"), default="local",
                    help="local: process pool on this machine (default); ray: Ray tasks (pip install 'memory-bench[ray]')")
     p.add_argument("--address", default=None, help="Ray cluster address for ray.init(address=...), e.g. auto; default: start a local Ray")

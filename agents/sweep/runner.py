@@ -161,7 +161,8 @@ def prepare(spec: Mapping[str, Any], runs: list[RunSpec], sweep: SweepDir) -> No
     sweep.path.mkdir(parents=True, exist_ok=True)
     (sweep.path / SPEC_COPY).write_text(yaml.safe_dump(dict(spec), sort_keys=False))
     write_json(sweep.manifest_path, {"name": spec["name"], "scale": spec.get("scale"), "claim": spec.get("claim"),
-                                     "report": spec["report"], "runs": [r.to_dict() for r in runs]})
+                                     "report": spec["report"], "not_run": dict(spec.get("not_run") or {}),
+                                     "runs": [r.to_dict() for r in runs]})
 
 
 def plan(runs: list[RunSpec], sweep: SweepDir) -> tuple[list[RunSpec], list[Job]]:

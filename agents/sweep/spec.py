@@ -78,7 +78,7 @@ import yaml
 HARNESSES = ("supervised", "rl")
 REPORT_DEFAULTS = {"metric": "score", "which": "final", "threshold": 0.9, "confidence": 0.95}
 _TOP_KEYS = {"name", "description", "seeds", "harness", "supervised", "rl", "tasks", "cells", "report", "scales",
-             "scale", "override", "claim"}
+             "scale", "override", "claim", "not_run"}
 _SCALE_KEYS = {"seeds", "description", "override", "tasks", "cells"}
 _OVERRIDE_KEYS = {"supervised", "rl", "hidden_size"}
 _TASK_KEYS = {"task", "label", "harness", "task_kwargs", "knob", "supervised", "rl"}
@@ -244,16 +244,30 @@ def apply_scale(spec: Mapping[str, Any], scale: str | None) -> dict[str, Any]:
         unknown = sorted(set(changes) - set(labels))
         if unknown:
             raise ValueError(f"scales.{scale}.{kind}: unknown label(s) {', '.join(unknown)}: the spec's are {', '.join(labels)}")
-        entries = []
-        for entry, label in zip(spec[kind], labels):
-            if label in changes and changes[label] is None:
-                continue  # dropped at this scale
-            entries.append(_merged(entry, changes.get(label) or {}))
-        if not entries:
+        spec[kind] = [_merged(entry, changes.get(label) or {}) for entry, label in zip(spec[kind], labels)]
+        dropped = {label for label, change in changes.items() if change is None}
+        spec = _drop_tasks(spec, dropped) if kind == "tasks" else {
+            **spec, "cells": [c for c in spec["cells"] if c.get("label", c["cell"]) not in dropped]}
+        if not spec[kind]:
             raise ValueError(f"scales.{scale} drops every entry of {kind}")
-        spec[kind] = entries
     spec["scale"] = scale
     return load_spec(spec)
+
+
+def _drop_tasks(spec: dict[str, Any], labels: set[str]) -> dict[str, Any]:
+    """``spec`` without the task entries ``labels``, also struck from the cells' ``only`` lists (a
+    cell left with no task to run on goes too)."""
+    spec = {**spec, "tasks": [t for t in spec["tasks"] if t.get("label", t["task"]) not in labels]}
+    cells = []
+    for cell in spec["cells"]:
+        if cell.get("only") is not None:
+            only = [label for label in cell["only"] if label not in labels]
+            if not only:
+                continue
+            cell = {**cell, "only": only}
+        cells.append(cell)
+    spec["cells"] = cells
+    return spec
 
 
 def _merged(base: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
@@ -308,6 +322,34 @@ def check_datasets(runs: list[RunSpec], allow_subset: bool) -> None:
                 f"not the full {dataset.name} dataset the paper uses: put the full dataset in a folder and set MEMENVS_DATA "
                 f"to it (MNIST: the four IDX files train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
                 f"t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz, or an mnist.npz), or pass --allow-subset")
+
+
+def tasks_without_data(spec: Mapping[str, Any]) -> dict[str, str]:
+    """Task entry label -> why its data cannot be found, for the supervised task entries whose
+    task raises ``FileNotFoundError`` when built (data the user provides: StanfordDogs, DBpedia,
+    CIFAR-10). Checked on each entry's first grid point, before :func:`expand` builds any task."""
+    from agents.supervised.trainer import make_task
+
+    missing: dict[str, str] = {}
+    for entry in spec["tasks"]:
+        if entry.get("harness", spec.get("harness", "supervised")) != "supervised":
+            continue
+        kwargs = {k: v[0] if isinstance(v, list) and v else v for k, v in (entry.get("task_kwargs") or {}).items()}
+        try:
+            make_task(entry["task"], kwargs)
+        except FileNotFoundError as err:
+            missing[entry.get("label", entry["task"])] = " ".join(str(err).split())
+    return missing
+
+
+def without_tasks(spec: Mapping[str, Any], reasons: Mapping[str, str]) -> dict[str, Any]:
+    """``spec`` without the task entries labelled in ``reasons``, which it records under
+    ``not_run`` (label -> reason) so that reports can say what was left out and why."""
+    kept = _drop_tasks(copy.deepcopy(dict(spec)), set(reasons))
+    if not kept["tasks"]:
+        raise ValueError(f"no task of spec {spec.get('name')!r} can run here: " + "; ".join(f"{k}: {v}" for k, v in reasons.items()))
+    kept["not_run"] = {**kept.get("not_run", {}), **reasons}
+    return kept
 
 
 def _check_keys(where: str, mapping: Mapping[str, Any], allowed: set[str]) -> None:
