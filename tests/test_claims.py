@@ -218,3 +218,19 @@ def test_tasks_without_data_are_refused_or_left_out_and_said(tmp_path, monkeypat
     assert result.checks[0].detail.startswith("not run: no image class folders found")
     text = write_results_page([out], tmp_path / "docs" / "results.md").read_text()
     assert "**Not run here** (their data was not on the machine that ran the sweep): `dogs`: no image class folders found" in text
+
+
+def test_the_committed_results_page_is_what_the_committed_run_outputs_give(tmp_path):
+    """docs/results.md is rebuilt from results/ alone (`memory-bench results results/*`): a page
+    edited by hand, or outputs changed without rebuilding it, fail here."""
+    from pathlib import Path
+
+    from agents.sweep.results import write_results_page
+
+    root = Path(__file__).resolve().parents[1]
+    archived = sorted(p for p in (root / "results").iterdir() if (p / "sweep.json").is_file())
+    assert archived, "results/ holds no archived sweep"
+    docs = tmp_path / "docs"
+    shutil.copytree(root / "docs", docs, ignore=shutil.ignore_patterns("results", "results.md"))
+    rebuilt = write_results_page(archived, docs / "results.md").read_text()
+    assert rebuilt == (root / "docs" / "results.md").read_text()
