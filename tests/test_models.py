@@ -197,3 +197,15 @@ def test_final_state_without_gradient_is_the_state_of_one_call(monkeypatch):
     state = base.final_state_no_grad(cell, x, None, resets)
     assert not state.requires_grad
     torch.testing.assert_close(state, expected.detach())
+
+
+def test_chunk_lengths_cover_the_steps_with_few_distinct_lengths():
+    from agents.cells.base import NO_GRAD_CHUNK, chunk_lengths
+
+    seen: set[int] = set()
+    for steps in range(0, 3 * NO_GRAD_CHUNK + 7):
+        chunks = chunk_lengths(steps)
+        assert sum(chunks) == steps and all(c > 0 for c in chunks)
+        seen |= set(chunks)
+    assert seen == {2**k for k in range(NO_GRAD_CHUNK.bit_length())}  # 1, 2, 4, ..., NO_GRAD_CHUNK
+    assert chunk_lengths(2 * NO_GRAD_CHUNK + 452) == [NO_GRAD_CHUNK] * 2 + [256, 128, 64, 4]

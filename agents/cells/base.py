@@ -144,15 +144,36 @@ class ProjectedCell(RecurrentCell):
 NO_GRAD_CHUNK = 1024
 
 
+def chunk_lengths(steps: int) -> list[int]:
+    """``steps`` cut into chunks of :data:`NO_GRAD_CHUNK` steps, the rest into falling powers of
+    two (``2500 -> [1024, 1024, 256, 128, 64, 4]`` for 1024).
+
+    A fused LSTM on the CPU caches one oneDNN primitive per sequence length it has run (up to
+    ``ONEDNN_PRIMITIVE_CACHE_CAPACITY``, default 1,024 entries, each growing with the batch and the
+    width), so prefixes of every possible length would fill that cache, hundreds of MB at long
+    sequences; these chunks take at most ``log2(NO_GRAD_CHUNK) + 1`` distinct lengths.
+    """
+    out = [NO_GRAD_CHUNK] * (steps // NO_GRAD_CHUNK)
+    rest = steps % NO_GRAD_CHUNK
+    while rest:
+        size = 1 << (rest.bit_length() - 1)
+        out.append(size)
+        rest -= size
+    return out
+
+
 def final_state_no_grad(
     cell: RecurrentCell, inputs: Tensor, state: State | None, resets: Tensor | None = None
 ) -> State:
-    """The state after running ``cell`` over ``inputs`` without gradient, in chunks of at most
-    :data:`NO_GRAD_CHUNK` steps (the outputs are not kept)."""
+    """The state after running ``cell`` over ``inputs`` without gradient (the outputs are not
+    kept), in the chunks of :func:`chunk_lengths`: the buffers a call allocates stay bounded, and
+    so does the number of distinct lengths a cell sees."""
+    start = 0
     with torch.no_grad():
-        for start in range(0, inputs.shape[0], NO_GRAD_CHUNK):
-            end = start + NO_GRAD_CHUNK
+        for size in chunk_lengths(inputs.shape[0]):
+            end = start + size
             _, state = cell(inputs[start:end], state, None if resets is None else resets[start:end])
+            start = end
     return state
 
 
