@@ -18,7 +18,7 @@ import time
 
 import torch
 
-from agents.sweep.spec import apply_overrides, expand, load_spec
+from agents.sweep.spec import apply_overrides, expand, load_spec, with_available_data
 
 
 def supervised_speed(config: dict, updates: int) -> float:
@@ -57,7 +57,10 @@ def main() -> None:
     parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="spec override, as memory-bench sweep --set")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    runs = expand(load_spec(apply_overrides(load_spec(args.spec), args.set)))
+    spec = with_available_data(load_spec(apply_overrides(load_spec(args.spec), args.set)))
+    for label, why in (spec.get("not_run") or {}).items():
+        print(f"not timed (no data here): {label}: {why.split(';')[0]}")
+    runs = expand(spec)
     speeds: dict[tuple[str, str], float] = {}
     total = 0.0
     for run in runs:
