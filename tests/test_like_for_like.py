@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from agents.cells import make_cell
-from agents.sweep.spec import apply_scale, expand, load_spec, scale_names, shipped_specs
+from agents.sweep.spec import apply_scale, expand, load_spec, scale_names, shipped_specs, with_available_data
 
 SHARED = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 BASELINE = {"kaf-lstm": "lstm", "glstm": "lstm", "plstm": "lstm", "kaf-gru": "gru"}
@@ -42,7 +42,7 @@ def _pairs(runs: list[tuple[str, str, int, dict]]) -> list[tuple[str, tuple, tup
 
 
 def _spec_runs(name: str, scale: str | None) -> list[tuple[str, str, int, dict]]:
-    spec = apply_scale(load_spec(name), scale)
+    spec = with_available_data(apply_scale(load_spec(name), scale))
     return [(r.task, r.config["cell"], r.config["hidden_size"], r.config.get("cell_kwargs", {}))
             for r in expand(spec) if r.harness == "supervised"]
 

@@ -24,7 +24,8 @@ from typing import Any
 
 from agents.results import plots
 
-from agents.results.runs import RunDir, find_runs, read_json
+from agents.results.runs import RunDir, find_runs, read_curve, read_json
+from agents.results.stats import finite
 
 #: Learning-curve plots: file suffix -> (metrics.csv columns to try, y label).
 CURVES = {
@@ -75,17 +76,12 @@ def load_run(run: RunDir, name: str | None = None) -> RunRecord:
 def _rl_rows(progress: Path, summary: dict[str, Any] | None) -> list[dict[str, float | None]]:
     """An RL run's progress.csv as report rows: ``update`` = environment steps, ``eval_score`` =
     the mean episode return normalised by the reference returns (None without them)."""
-    import csv
+    from memenvs.core import ReferenceScores
 
-    reference = (summary or {}).get("reference") or {}
-    low, high = reference.get("memoryless"), reference.get("optimal")
-    rows = []
-    with open(progress, newline="") as f:
-        for row in csv.DictReader(f):
-            steps, ret = _number(row.get("time/total_timesteps", "")), _number(row.get("rollout/ep_rew_mean", ""))
-            score = None if ret is None or low is None or high == low else (ret - low) / (high - low)
-            rows.append({"update": steps, "eval_score": score})
-    return rows
+    reference = (summary or {}).get("reference")
+    scores = None if not reference else ReferenceScores(**reference)
+    return [{"update": steps, "eval_score": None if scores is None else finite(scores.normalise(ret))}
+            for steps, ret in read_curve(progress, "time/total_timesteps", "rollout/ep_rew_mean")]
 
 
 def _fmt(value: Any, digits: int = 4) -> str:

@@ -154,6 +154,26 @@ def restore_rng_state(state: dict[str, Any], numpy_rng: np.random.Generator) -> 
 # --------------------------------------------------------------------------------------------
 
 
+def read_csv_rows(path: str | os.PathLike) -> tuple[list[str], list[dict[str, str]]]:
+    """Columns and rows (as strings) of a run's CSV log (metrics.csv, or an RL run's SB3
+    progress.csv); empty when the file does not exist (a run that has not logged yet)."""
+    if not Path(path).is_file():
+        return [], []
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        return list(reader.fieldnames or []), list(reader)
+
+
+def read_curve(path: str | os.PathLike, x: str, y: str) -> list[tuple[float, float]]:
+    """``(x, y)`` pairs of two columns of a CSV log, where both are finite numbers: a learning
+    curve (``"update"``, ``"eval_score"``), or an RL run's (``"time/total_timesteps"``,
+    ``"rollout/ep_rew_mean"``)."""
+    from agents.results.stats import finite
+
+    points = [(finite(row.get(x)), finite(row.get(y))) for row in read_csv_rows(path)[1]]
+    return [(px, py) for px, py in points if px is not None and py is not None]
+
+
 def child_path(name: str) -> property:
     """A read-only attribute: the path of ``name`` inside the object's directory ``self.path``."""
     return property(lambda self: self.path / name, doc=f"``self.path / {name!r}``")
@@ -215,9 +235,7 @@ class RunDir:
 
     def read_metrics(self) -> tuple[list[str], list[dict[str, str]]]:
         """Columns and rows (as strings) of metrics.csv."""
-        with open(self.metrics_path, newline="") as f:
-            reader = csv.DictReader(f)
-            return list(reader.fieldnames or []), list(reader)
+        return read_csv_rows(self.metrics_path)
 
     def append_metrics(self, row: dict[str, Any]) -> None:
         """Append one row; floats are written with ``repr`` so they round-trip exactly."""

@@ -28,7 +28,6 @@ fails, else ``inconclusive``; runs that are missing or failed make a check incon
 
 from __future__ import annotations
 
-import csv
 import math
 import statistics
 from dataclasses import dataclass, field
@@ -38,7 +37,7 @@ from typing import Any
 
 import yaml
 
-from agents.results.runs import read_json
+from agents.results.runs import read_curve, read_json
 from agents.sweep.runner import SPEC_COPY, SweepDir
 from agents.sweep.spec import RunSpec, load_spec, shipped_specs
 from agents.results.stats import competition_ranks, evaluation_of, finite, iqm, probability_of_improvement
@@ -182,21 +181,8 @@ def _read_run(run_dir: Path, settings: dict[str, Any]) -> dict[str, Any]:
     if metric == "loss":
         metric = "ce" if "ce" in metrics else "mse"
     value = finite(metrics.get(metric)) if summary.get("status") != "diverged" else None
-    curve = read_curve(run_dir / "metrics.csv", f"eval_{metric}")
+    curve = read_curve(run_dir / "metrics.csv", "update", f"eval_{metric}")
     return {"value": value, "fraction": finite(metrics.get("updated_fraction")), "curve": curve}
-
-
-def read_curve(metrics_csv: Path, column: str) -> list[tuple[float, float]]:
-    """``(update, value)`` of a run's ``metrics.csv`` column, finite values only ([] without the file)."""
-    if not metrics_csv.is_file():
-        return []
-    curve = []
-    with open(metrics_csv, newline="") as f:
-        for row in csv.DictReader(f):
-            update, y = finite(row.get("update")), finite(row.get(column))
-            if update is not None and y is not None:
-                curve.append((update, y))
-    return curve
 
 
 def _check(check: dict[str, Any], values, missing, records, settings) -> CheckResult:

@@ -57,7 +57,7 @@ import numpy as np
 
 from agents.results import plots
 from agents.results.report import markdown_table
-from agents.results.runs import read_json
+from agents.results.runs import read_curve, read_json
 from agents.sweep.execute import ERROR_FILE, SUMMARY_FILE
 from agents.sweep.runner import SweepDir
 from agents.sweep.spec import REPORT_DEFAULTS, RunSpec, _slug
@@ -198,13 +198,6 @@ def _count(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
-def _read_csv(path: Path) -> list[dict[str, str]]:
-    if not path.is_file():
-        return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
 @lru_cache(maxsize=None)
 def _rl_reference(env: str, env_kw_json: str) -> ReferenceScores | None:
     """The reference returns an env declares, if any (cached per env and kwargs)."""
@@ -238,9 +231,7 @@ def load_result(sweep: SweepDir, run: RunSpec, settings: dict[str, Any]) -> RunR
     if run.harness == "supervised":
         evaluation = evaluation_of(summary, settings["which"])
         metrics = evaluation.get("metrics") or {}
-        rows = _read_csv(run_dir / "metrics.csv")
-        points = [(finite(r.get("update")), finite(r.get("eval_score"))) for r in rows]
-        points = [(x, y) for x, y in points if x is not None and y is not None]
+        points = read_curve(run_dir / "metrics.csv", "update", "eval_score")
         return RunResult(
             run,
             "diverged" if summary.get("status") == "diverged" else "done",
@@ -255,10 +246,9 @@ def load_result(sweep: SweepDir, run: RunSpec, settings: dict[str, Any]) -> RunR
     reference = _rl_reference(config.get("task", config.get("env")),
                               json.dumps(config.get("task_kwargs", config.get("env_kw")) or {}, sort_keys=True))
     score = _normalise(finite((summary.get("eval") or {}).get("mean_return")), reference)
-    rows = _read_csv(run_dir / "progress.csv")
-    points = [(finite(r.get("time/total_timesteps")), _normalise(finite(r.get("rollout/ep_rew_mean")), reference))
-              for r in rows]
-    points = [(x, y) for x, y in points if x is not None and y is not None]
+    points = [(x, _normalise(y, reference)) for x, y in read_curve(run_dir / "progress.csv", "time/total_timesteps",
+                                                                   "rollout/ep_rew_mean")]
+    points = [(x, y) for x, y in points if y is not None]
     return RunResult(run, "done", metric=score, score=score, speed=finite(summary.get("fps")),
                      curve=([p[0] for p in points], [p[1] for p in points]),
                      num_params=_count(summary.get("num_params")), normalised=reference is not None)

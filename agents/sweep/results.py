@@ -24,8 +24,8 @@ import yaml
 
 from agents.results import plots
 from agents.results.report import markdown_table
-from agents.results.runs import read_json
-from agents.sweep.claims import ClaimResult, evaluate_claim, read_curve, read_manifest
+from agents.results.runs import read_curve, read_json
+from agents.sweep.claims import ClaimResult, evaluate_claim, read_manifest
 from agents.sweep.report import dataset_text
 from agents.sweep.runner import MANIFEST, SPEC_COPY, SweepDir
 from agents.sweep.spec import RunSpec
@@ -198,7 +198,7 @@ def _plot_curves(sweep: SweepDir, runs: list[RunSpec], result: ClaimResult, path
         for cell in result.cohorts[variant]:
             by_update: dict[float, list[float]] = {}
             for run in (r for r in runs if r.variant == variant and r.cell == cell):
-                for update, value in read_curve(sweep.run_dir(run.id) / "metrics.csv", f"eval_{metric}"):
+                for update, value in read_curve(sweep.run_dir(run.id) / "metrics.csv", "update", f"eval_{metric}"):
                     by_update.setdefault(update, []).append(value)
             if not by_update:
                 continue

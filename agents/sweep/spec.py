@@ -254,6 +254,13 @@ def apply_scale(spec: Mapping[str, Any], scale: str | None) -> dict[str, Any]:
     return load_spec(spec)
 
 
+def with_available_data(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """``spec`` without the task entries whose data is not on this machine (recorded under
+    ``not_run``): what ``--skip-missing-data`` runs."""
+    missing = tasks_without_data(spec)
+    return load_spec(without_tasks(spec, missing)) if missing else dict(spec)
+
+
 def _drop_tasks(spec: dict[str, Any], labels: set[str]) -> dict[str, Any]:
     """``spec`` without the task entries ``labels``, also struck from the cells' ``only`` lists (a
     cell left with no task to run on goes too)."""
