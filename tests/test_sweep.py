@@ -193,6 +193,14 @@ def test_the_sweep_runs_an_rl_run_through_train_rl(tmp_path, monkeypatch):
     assert read_json(tmp_path / "run" / "config.json") == run.config
     summary = read_json(tmp_path / "run" / "summary.json")
     assert summary["timesteps"] == 32 and summary["reference"] is not None and summary["score"] is not None
+    # stopped after its checkpoint (no summary): a relaunch continues it with resume=True
+    (tmp_path / "run" / "summary.json").unlink()
+    calls.clear()
+    longer = {**run.to_dict(), "config": {**run.config, "timesteps": 64}}
+    assert execute_run(longer, tmp_path / "run", tmp_path / "log.txt")["status"] == "done"
+    assert [resume for _, resume, _ in calls] == [True]
+    summary = read_json(tmp_path / "run" / "summary.json")
+    assert summary["timesteps"] == 64 and summary["resumed_from_timesteps"] == 32
 
 
 def test_a_plan_written_before_rlconfig_still_runs(tmp_path):
@@ -622,3 +630,38 @@ def test_dropping_a_task_at_a_scale_strikes_it_from_the_cells_only_lists():
     small = apply_scale(load_spec(spec), "small")
     assert small["cells"] == [{"cell": "gru", "hidden_size": 4, "only": ["copy"]}]  # lstm ran on `longer` only
     assert {r.cell for r in expand(small)} == {"gru"}
+
+
+def test_a_run_stopped_mid_way_continues_from_its_checkpoint(tmp_path):
+    """A relaunch continues a supervised run that an earlier launch left after a checkpoint
+    (no summary yet) instead of redoing it: its metrics rows before the stop are kept, and the
+    run ends as an uninterrupted one (bit-identical on CPU). A run that failed is redone."""
+    import shutil
+
+    from agents.supervised import TrainConfig, train
+
+    spec = {**two_run_spec("resume"), "supervised": {**TINY, "updates": 6, "eval_every": 2},
+            "cells": [{"cell": "gru", "hidden_size": 8}]}
+    (run,) = expand(load_spec(spec))
+    whole = tmp_path / "whole"
+    train(TrainConfig.from_dict(run.config), out_dir=whole, progress=False)
+
+    sweep = SweepDir(tmp_path / "sweep")
+    stopped = sweep.run_dir(run.id)
+    train(TrainConfig.from_dict({**run.config, "updates": 4}), out_dir=stopped, progress=False)
+    (stopped / "summary.json").unlink()  # as if the process died after its update-4 checkpoint
+    rows_before = (stopped / "metrics.csv").read_text().splitlines()
+    result = execute_run(run.to_dict(), stopped, sweep.log_path(run.id))
+    assert result["status"] == "done"
+    assert "continued from" in sweep.log_path(run.id).read_text()
+    rows = (stopped / "metrics.csv").read_text().splitlines()
+    assert rows[: len(rows_before)] == rows_before and len(rows) == len(rows_before) + 1  # one more evaluation
+    final = read_json(stopped / "summary.json")["final"]
+    assert final == read_json(whole / "summary.json")["final"]
+
+    (stopped / "summary.json").unlink()
+    (stopped / "error.json").write_text("{}")  # a failed run is never continued
+    execute_run(run.to_dict(), stopped, sweep.log_path(run.id))
+    assert "continued from" not in sweep.log_path(run.id).read_text()
+    assert read_json(stopped / "summary.json")["final"] == final and not (stopped / "error.json").exists()
+    shutil.rmtree(whole)

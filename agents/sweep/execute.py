@@ -27,22 +27,44 @@ SUMMARY_FILE = "summary.json"
 ERROR_FILE = "error.json"
 
 
-def _train_supervised(config: dict[str, Any], out: Path) -> None:
+#: A run's latest checkpoint (the same name in both harnesses' run directories).
+LATEST_FILE = "latest.pt"
+
+
+def _train_supervised(config: dict[str, Any], out: Path, resume: bool) -> None:
     from agents.supervised.trainer import TrainConfig, TrainingDiverged, train
 
     try:
-        train(TrainConfig.from_dict(config), out_dir=out, progress=False)
+        train(TrainConfig.from_dict(config), out_dir=out, resume=resume, progress=False)
     except TrainingDiverged as err:  # summary.json says "diverged": a result, not a crash
         print(f"diverged: {err}")
 
 
-def _train_rl(config: dict[str, Any], out: Path) -> None:
+def _train_rl(config: dict[str, Any], out: Path, resume: bool) -> None:
     """:func:`agents.rl.train_rl` on an :class:`~agents.rl.RLConfig` dict (a plan written before
     RLConfig, with the ``memory-bench rl`` option names ``env``, ``env_kw``, ..., is read too)."""
     from agents.rl.config import RLConfig, upgrade_config
     from agents.rl.trainer import train_rl
 
-    train_rl(RLConfig.from_dict(upgrade_config(config)), out_dir=out, progress=False)
+    train_rl(RLConfig.from_dict(upgrade_config(config)), out_dir=out, resume=resume, progress=False)
+
+
+def _train(run: dict[str, Any], run_dir: Path) -> None:
+    """Train ``run`` into ``run_dir``: continued from its latest checkpoint when an earlier launch
+    was stopped mid-run (a paper-scale run may take days), else from scratch. A directory that
+    cannot be continued (an unreadable checkpoint, another run's files, a failed run) is cleared
+    and the run redone."""
+    train = _train_supervised if run["harness"] == "supervised" else _train_rl
+    if (run_dir / LATEST_FILE).is_file() and not (run_dir / ERROR_FILE).is_file():
+        try:
+            train(run["config"], run_dir, resume=True)
+            print(f"continued from {run_dir / LATEST_FILE}")
+            return
+        except ValueError as err:  # refused before anything was written
+            print(f"cannot continue ({err}): starting again")
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    train(run["config"], run_dir, resume=False)
 
 
 def execute_run(
@@ -50,8 +72,9 @@ def execute_run(
 ) -> dict[str, Any]:
     """Train ``run`` (a :class:`~agents.sweep.spec.RunSpec` dict) into ``run_dir``.
 
-    Whatever is at ``run_dir`` is removed first (a run left half-written by a crash is redone from
-    scratch). One torch thread per run: a sweep gets its parallelism from running many runs.
+    A run that an earlier launch left mid-way continues from its latest checkpoint; anything
+    else at ``run_dir`` (a failed run, files that cannot be continued) is removed and the run
+    redone from scratch. One torch thread per run: a sweep gets its parallelism from running many runs.
     With ``lock_path``, the run is locked for this process while it runs (see
     :mod:`agents.sweep.locks`): a run whose lock a live process holds is not touched (status
     ``"locked"``), one that a process of an earlier launch finished meanwhile is not redone.
@@ -80,8 +103,6 @@ def _execute_run(run: dict[str, Any], run_dir: Path, log_path: Path) -> dict[str
     import torch
 
     torch.set_num_threads(1)
-    if run_dir.exists():
-        shutil.rmtree(run_dir)
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.time()
@@ -89,10 +110,7 @@ def _execute_run(run: dict[str, Any], run_dir: Path, log_path: Path) -> dict[str
                               "host": socket.gethostname(), "pid": os.getpid()}
     with open(log_path, "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         try:
-            if run["harness"] == "supervised":
-                _train_supervised(run["config"], run_dir)
-            else:
-                _train_rl(run["config"], run_dir)
+            _train(run, run_dir)
             if not (run_dir / SUMMARY_FILE).is_file():
                 raise RuntimeError(f"the run finished without writing {SUMMARY_FILE}")
         except Exception as err:  # noqa: BLE001 - any failure of one run is recorded, never fatal
