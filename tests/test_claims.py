@@ -214,6 +214,7 @@ def test_tasks_without_data_are_refused_or_left_out_and_said(tmp_path, monkeypat
     result = evaluate_claim(out)
     assert [c.outcome for c in result.checks] == ["inconclusive", "fail"]
     assert result.checks[0].detail.startswith("not run: no image class folders found")
+    assert "Not run (their data is not on this machine): dogs: no image class folders found" in (out / "report" / "report.md").read_text()
     text = write_results_page([out], tmp_path / "docs" / "results.md").read_text()
     assert "**Not run here** (their data was not on the machine that ran the sweep): `dogs`: no image class folders found" in text
 

@@ -186,6 +186,7 @@ class SweepReport:
     ranks: dict[str, dict[str, int | None]] = field(default_factory=dict)
     solved: dict[str, dict[str, bool | None]] = field(default_factory=dict)
     ruled: list[str] = field(default_factory=list)  # variants ranked by a normalised score (not-solved rule)
+    not_run: dict[str, str] = field(default_factory=dict)  # task label -> why it was left out (no data here)
 
 
 # --------------------------------------------------------------------------------------------
@@ -427,7 +428,7 @@ def build_report(path: str | os.PathLike) -> SweepReport:
             row[score_column] = f"{hits / len(points):.2f} ({hits}/{len(points)})"
         scaling.append(row)
     return SweepReport(manifest["name"], settings, results, leaderboards, overview, scaling if groups else [],
-                       scaling_points, knobs, cohorts, ranks, solved, ruled)
+                       scaling_points, knobs, cohorts, ranks, solved, ruled, dict(manifest.get("not_run") or {}))
 
 
 # --------------------------------------------------------------------------------------------
@@ -586,6 +587,9 @@ def write_sweep_report(path: str | os.PathLike, out: str | os.PathLike | None = 
     datasets = _datasets(Path(path), report)
     if datasets:
         intro += " Data: " + "; ".join(datasets) + "."
+    if report.not_run:
+        intro += " Not run (their data is not on this machine): " + "; ".join(
+            f"{label}: {why.split(';')[0]}" for label, why in report.not_run.items()) + "."
     if report.ruled:
         intro += (" On a normalised score, a cell whose IQM is at or below the memoryless reference (score <= 0) "
                   "has not solved the task: it gets no rank and is never in the top 2.")
