@@ -27,10 +27,10 @@ from typing import Any
 COMMANDS = (
     ("envs", "memenvs.catalog", "list every registered env with its spaces and random / memoryless / oracle returns"),
     ("train", "agents.supervised.cli", "train a cell on a task (supervised)"),
-    ("report", "agents.supervised.cli", "markdown table and learning curves of runs"),
     ("suite", "agents.sweep.cli", "replay a paper's experiments (a shipped sweep spec) at a scale, then report"),
     ("sweep", "agents.sweep.cli", "run a grid of runs (cells x tasks x lengths x seeds) locally or on Ray, then report"),
     ("results", "agents.sweep.cli", "check each sweep's claim and write the results page"),
+    ("report", "agents.sweep.cli", "markdown table and learning curves of runs"),
     ("rl", "agents.rl.cli", "train recurrent PPO with any cell on an env"),
 )
 # Modules that define sub-commands, in the order they appear in --help.

@@ -102,37 +102,6 @@ def _add_train(subparsers) -> None:
     )
 
 
-# --------------------------------------------------------------------------------------------
-# report
-# --------------------------------------------------------------------------------------------
-
-
-def run_report(args: argparse.Namespace) -> int:
-    from agents.results.report import write_report
-
-    if len(args.runs) == 1 and (Path(args.runs[0]) / "sweep.json").is_file():  # a sweep directory
-        from agents.sweep.report import write_sweep_report
-
-        print(f"wrote {write_sweep_report(args.runs[0], args.out)}")
-        return 0
-    path, table = write_report(args.runs, args.out)
-    print(table)
-    print(f"\nwrote {path}")
-    return 0
-
-
-def _add_report(subparsers) -> None:
-    p = subparsers.add_parser(
-        "report",
-        help="markdown table and learning curves of runs",
-        description="Write report.md (a table of runs) and PNG learning curves, and print the table.",
-    )
-    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories, or directories containing runs, or one sweep directory (sweep report)")
-    p.add_argument("--out", metavar="DIR", help="where to write; default the run itself, or the runs' common parent")
-    p.set_defaults(run=run_report)
-
-
 def add_parser(subparsers) -> None:
-    """Register ``train`` and ``report`` (called by :mod:`agents.cli`)."""
+    """Register ``train`` (called by :mod:`agents.cli`)."""
     _add_train(subparsers)
-    _add_report(subparsers)
