@@ -494,3 +494,19 @@ def test_rendering_shows_the_text(data_dir):
     assert all(len(cells) == 7 for _, cells in rows)
     long = words_task.render_inputs(np.array([words_task.documents.symbols.index("university")]))
     assert "".join(cells for _, cells in long) == "univers+"
+
+
+@pytest.mark.parametrize("pad", ["after", "before"])
+def test_training_records_the_documents_and_scores_the_test_split(data_dir, tmp_path, pad):
+    """A training run end to end: truncated BPTT and the auxiliary loss over padded documents,
+    the dataset recorded in the summary, the best checkpoint scored on the whole test split."""
+    from agents.supervised import TrainConfig, train
+
+    config = TrainConfig(task="DocumentClassification-v0", task_kwargs={"data_dir": str(data_dir), "max_length": 40, "pad": pad},
+                         cell="lstm", hidden_size=8, batch_size=4, updates=4, eval_every=2, eval_split="validation",
+                         eval_batches=0, eval_batch_size=8, tbptt=8, aux="reconstruction", aux_kwargs={"segment_length": 5})
+    summary = train(config, tmp_path / "run", progress=False)
+    assert summary["status"] == "completed"
+    rows = {split: len(split_rows(split)) for split in ("train", "validation", "test")}
+    assert summary["dataset"] == {"name": "dbpedia", "source": summary["dataset"]["source"], "embedded": False, "splits": rows}
+    assert 0.0 <= summary["test"]["metrics"]["accuracy"] <= 1.0

@@ -465,3 +465,19 @@ def test_bad_kwargs_are_one_line_value_errors(tree):
                 SequentialImagesTask(**{"data_dir": data_dir, **kwargs})
             message = str(err.value)
             assert named in message and allowed in message and "\n" not in message, message
+
+
+def test_training_records_the_images_and_scores_the_test_split(tree, tmp_path):
+    """A training run end to end on pixel tokens under truncated BPTT and the auxiliary loss: the
+    dataset recorded in the summary, the best checkpoint scored on the whole test split."""
+    from agents.supervised import TrainConfig, train
+
+    config = TrainConfig(task="SequentialImages-v0", task_kwargs={"data_dir": str(tree), "side": 6, "pixels": "tokens"},
+                         cell="lstm", hidden_size=8, encoder="embedding", embedding_dim=4, batch_size=4, updates=4,
+                         eval_every=2, eval_split="validation", eval_batches=0, eval_batch_size=8, tbptt=10,
+                         aux="reconstruction", aux_kwargs={"segment_length": 6})
+    summary = train(config, tmp_path / "run", progress=False)
+    assert summary["status"] == "completed"
+    dataset = summary["dataset"]
+    assert dataset["name"] == "pets" and not dataset["embedded"] and sum(dataset["splits"].values()) == 15
+    assert 0.0 <= summary["test"]["metrics"]["accuracy"] <= 1.0
