@@ -149,7 +149,7 @@ def test_results_page_from_an_archive_alone(tmp_path):
     assert "## hand: reproduced" in text and "| **pass** |" in text
     assert "| copy delay=3 | A | 0.9 [0.8, 1] | 3/3 |" in text
     assert (tmp_path / "docs" / "results" / "hand-curves.png").is_file()
-    assert "**History of these runs.** Runs of B were rerun after a fix." in text  # the sweep's notes travel
+    assert "**Notes on these runs.** Runs of B were rerun after a fix." in text  # the sweep's notes travel
     shutil.rmtree(sweep)  # the archive alone rebuilds the same page
     assert archive(kept, tmp_path / "results") == kept
     assert write_results_page([kept], tmp_path / "docs" / "results.md").read_text() == text

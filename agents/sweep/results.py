@@ -137,7 +137,7 @@ def _section(sweep: SweepDir, result: ClaimResult, figures: Path, page_dir: Path
         lines += ["**Not run here** (their data was not on the machine that ran the sweep): "
                   + "; ".join(f"`{label}`: {why.split(';')[0]}" for label, why in spec["not_run"].items()), ""]
     if (sweep.path / NOTES_FILE).is_file():
-        lines += ["**History of these runs.** " + " ".join((sweep.path / NOTES_FILE).read_text().split()), ""]
+        lines += ["**Notes on these runs.** " + " ".join((sweep.path / NOTES_FILE).read_text().split()), ""]
     datasets = {dataset_text(s["dataset"]) for s in summaries.values() if s and s.get("dataset")}
     if datasets:
         lines += [f"Data: {'; '.join(sorted(datasets))}.", ""]
