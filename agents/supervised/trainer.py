@@ -288,17 +288,32 @@ def clip_gradients(params: Sequence[nn.Parameter], max_norm: float | None) -> fl
     """Scale the gradients so their total L2 norm is at most ``max_norm`` (None: leave them), and
     return the norm before scaling.
 
-    As ``nn.utils.clip_grad_norm_``, but the norm is summed in float64: torch sums float32
-    gradients' norms in float32, which overflows to inf once the norm passes about 1e19, and an
-    NRU at its initial memory plateau produces such gradients in its first updates (docs/nru.md#memory-growth-at-initialisation),
-    all of them finite. Clipping them to ``max_norm`` is what the reference training does.
+    ``nn.utils.clip_grad_norm_`` does this whenever its float32 sum of the norms is finite (so runs
+    are unchanged, bit for bit). Past about 1e19 that sum overflows: torch would report an inf norm
+    and scale the gradients by 0, although every entry is finite. An NRU at its initial memory
+    plateau produces such gradients in its first updates
+    (docs/nru.md#memory-growth-at-initialisation). They are clipped here with the norm summed in
+    float64, as the reference training does.
     """
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
         return 0.0
+    limit = math.inf if max_norm is None else max_norm
+    if hasattr(nn.utils, "get_total_norm"):  # torch >= 2.6: clip_grad_norm_'s own two halves
+        total = nn.utils.get_total_norm(grads)
+    else:
+        total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+    if not torch.isinf(total):
+        if hasattr(nn.utils, "clip_grads_with_norm_"):
+            nn.utils.clip_grads_with_norm_(params, limit, total)
+        else:
+            coef = (limit / (total + 1e-6)).clamp(max=1.0)
+            for g in grads:
+                g.mul_(coef)
+        return float(total)
     norm = math.sqrt(sum(float(torch.linalg.vector_norm(g, dtype=torch.float64)) ** 2 for g in grads))
-    if max_norm is not None and math.isfinite(norm) and norm > max_norm:
-        scale = max_norm / (norm + 1e-6)
+    if math.isfinite(norm) and norm > limit:
+        scale = limit / (norm + 1e-6)
         for g in grads:
             g.mul_(scale)
     return norm
