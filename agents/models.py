@@ -12,8 +12,8 @@ same front end in front of a cell.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import typing
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
