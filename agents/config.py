@@ -1,14 +1,24 @@
 """What the run configurations of both harnesses share (:class:`agents.supervised.TrainConfig`,
-:class:`agents.rl.RLConfig`): a JSON round trip that refuses unknown fields."""
+:class:`agents.rl.RLConfig`): a JSON round trip that refuses unknown fields, common checks, and the
+names of the model builder's choices. Imports nothing heavy (no torch)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import typing
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 Config = TypeVar("Config", bound="RunConfig")
+
+#: Input encoders of :func:`agents.models.make_encoder` (named here, without torch, so that a run
+#: config's flags list them).
+EncoderName = Literal["auto", "onehot", "embedding", "linear"]
+ENCODERS: tuple[str, ...] = typing.get_args(EncoderName)
+#: Readout initialisations of :class:`agents.models.SequenceModel`.
+ReadoutInit = Literal["default", "xavier"]
+READOUT_INITS: tuple[str, ...] = typing.get_args(ReadoutInit)
 
 
 class RunConfig:

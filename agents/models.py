@@ -12,19 +12,17 @@ same front end in front of a cell.
 
 from __future__ import annotations
 
-import typing
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from agents.config import ENCODERS, READOUT_INITS, EncoderName
 from agents.cells.base import NO_GRAD_CHUNK, RecurrentCell, State, detach_state, make_cell
 
-EncoderName = Literal["auto", "onehot", "embedding", "linear"]
-ENCODERS: tuple[str, ...] = typing.get_args(EncoderName)
 INPUT_KINDS = ("symbols", "real")
 TARGET_KINDS = ("class", "real")
 #: Embedding width when ``encoder="embedding"`` and no ``embedding_dim`` is given (the aux-loss
@@ -79,9 +77,6 @@ def make_encoder(
     return nn.Linear(num_inputs, embedding_dim), embedding_dim
 
 
-#: Readout initialisations (see :class:`SequenceModel`).
-ReadoutInit = Literal["default", "xavier"]
-READOUT_INITS: tuple[str, ...] = typing.get_args(ReadoutInit)
 
 class SequenceModel(nn.Module):
     """Encoder -> recurrent cell -> readout, mapping a sequence to one prediction per step.

@@ -37,7 +37,8 @@ def test_version_flag_prints_the_version(capsys) -> None:
     assert capsys.readouterr().out.strip() == f"memory-bench {agents.__version__}"
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["rl", "--help"], ["sweep", "--help"], ["envs", "--help"]])
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["train", "--help"], ["rl", "--help"], ["sweep", "--help"],
+                                  ["suite", "--help"], ["report", "--help"], ["envs", "--help"]])
 def test_help_does_not_import_torch(argv) -> None:
     proc = subprocess.run([sys.executable, "-c", PROBE, *argv], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr

@@ -88,7 +88,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def _add_train(subparsers) -> None:
-    from agents.supervised.trainer import TrainConfig
+    from agents.supervised.config import TrainConfig
 
     add_run_command(
         subparsers, "train",
