@@ -33,6 +33,14 @@ def evaluation_of(summary: Mapping[str, object], which: str) -> Mapping[str, obj
     return summary.get(which) or {}
 
 
+def metric_key(metric: str, metrics: Mapping[str, object]) -> str:
+    """The key of a report's ``metric`` in a run's evaluation ``metrics``: ``"loss"`` is the
+    run's own loss, cross-entropy (``"ce"``) or MSE."""
+    if metric == "loss":
+        return "ce" if "ce" in metrics else "mse"
+    return metric
+
+
 def competition_ranks(values: Mapping[str, float | None], higher_is_better: bool = True) -> dict[str, int | None]:
     """Rank 1 = best; equal values share the better rank ("1, 2, 2, 4"); None stays unranked."""
     known = {k: v for k, v in values.items() if v is not None and math.isfinite(v)}

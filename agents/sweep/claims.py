@@ -31,8 +31,8 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass, field
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -40,7 +40,7 @@ import yaml
 from agents.results.runs import read_curve, read_json
 from agents.sweep.runner import SPEC_COPY, SweepDir
 from agents.sweep.spec import RunSpec, load_spec, shipped_specs
-from agents.results.stats import competition_ranks, evaluation_of, finite, iqm, probability_of_improvement
+from agents.results.stats import competition_ranks, evaluation_of, finite, iqm, metric_key, probability_of_improvement
 
 OUTCOMES = ("pass", "fail", "inconclusive")
 CHECK_TYPES = ("better", "not_worse", "solves", "compute_at_most", "faster", "top_k")
@@ -65,6 +65,7 @@ class ClaimResult:
     metric: str
     which: str
     cohorts: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # variant -> cell -> values
+    curves: dict[str, dict[str, list[list[tuple[float, float]]]]] = field(default_factory=dict)  # ... -> per seed
 
     @property
     def verdict(self) -> str:
@@ -168,7 +169,7 @@ def evaluate_claim(sweep_dir: str | Path) -> ClaimResult:
                        else _check(check, values, missing, records, settings))
     return ClaimResult(manifest["name"], manifest.get("scale"), " ".join(claim.get("statement", "").split()),
                        " ".join(claim.get("criterion", "").split()), results, settings["metric"], settings["which"],
-                       values)
+                       values, {v: {c: [r["curve"] for r in rs] for c, rs in cells.items()} for v, cells in records.items()})
 
 
 def _read_run(run_dir: Path, settings: dict[str, Any]) -> dict[str, Any]:
@@ -177,9 +178,7 @@ def _read_run(run_dir: Path, settings: dict[str, Any]) -> dict[str, Any]:
         return {"value": None, "fraction": None, "curve": []}
     summary = read_json(run_dir / "summary.json")
     metrics = evaluation_of(summary, settings["which"]).get("metrics") or {}
-    metric = settings["metric"]
-    if metric == "loss":
-        metric = "ce" if "ce" in metrics else "mse"
+    metric = metric_key(settings["metric"], metrics)
     value = finite(metrics.get(metric)) if summary.get("status") != "diverged" else None
     curve = read_curve(run_dir / "metrics.csv", "update", f"eval_{metric}")
     return {"value": value, "fraction": finite(metrics.get("updated_fraction")), "curve": curve}

@@ -61,7 +61,7 @@ from agents.results.runs import read_curve, read_json
 from agents.sweep.execute import ERROR_FILE, SUMMARY_FILE
 from agents.sweep.runner import SweepDir
 from agents.sweep.spec import REPORT_DEFAULTS, RunSpec, _slug
-from agents.results.stats import LOWER_IS_BETTER, Estimate, competition_ranks, evaluation_of, finite, iqm_estimate, largest_solved, probability_of_improvement
+from agents.results.stats import LOWER_IS_BETTER, Estimate, competition_ranks, evaluation_of, finite, iqm_estimate, largest_solved, metric_key, probability_of_improvement
 
 if TYPE_CHECKING:
     from memenvs.core import ReferenceScores
@@ -215,12 +215,6 @@ def _normalise(value: float | None, reference: ReferenceScores | None) -> float 
     return finite(reference.normalise(value))
 
 
-def _metric_name(metric: str, metrics: dict[str, Any]) -> str:
-    if metric == "loss":
-        return "ce" if "ce" in metrics else "mse"
-    return metric
-
-
 def load_result(sweep: SweepDir, run: RunSpec, settings: dict[str, Any]) -> RunResult:
     """Read one run's directory (summary, metrics/progress CSV, error.json)."""
     run_dir = sweep.run_dir(run.id)
@@ -237,7 +231,7 @@ def load_result(sweep: SweepDir, run: RunSpec, settings: dict[str, Any]) -> RunR
             run,
             "diverged" if summary.get("status") == "diverged" else "done",
             error=summary.get("error"),
-            metric=finite(metrics.get(_metric_name(settings["metric"], metrics))),
+            metric=finite(metrics.get(metric_key(settings["metric"], metrics))),
             score=finite(metrics.get("score")),
             speed=finite(summary.get("updates_per_second")),
             curve=([p[0] for p in points], [p[1] for p in points]),

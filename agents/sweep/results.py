@@ -24,7 +24,7 @@ import yaml
 
 from agents.results import plots
 from agents.results.report import markdown_table
-from agents.results.runs import read_curve, read_json
+from agents.results.runs import read_json
 from agents.sweep.claims import ClaimResult, evaluate_claim, read_manifest
 from agents.sweep.report import dataset_text
 from agents.sweep.runner import MANIFEST, SPEC_COPY, SweepDir
@@ -103,7 +103,7 @@ def _section(sweep: SweepDir, result: ClaimResult, figures: Path, page_dir: Path
     summaries = {r.id: _summary(sweep, r.id) for r in runs}
     label = result.name + (f" ({result.scale} scale)" if result.scale else "")
     command = f"memory-bench suite {result.name}" + (f" --scale {result.scale}" if result.scale else "")
-    curves = _plot_curves(sweep, runs, result, figures / f"{sweep.path.name}-curves.png")
+    curves = _plot_curves(result, figures / f"{sweep.path.name}-curves.png")
     lines = [
         f"## {label}: {result.verdict}",
         "",
@@ -133,9 +133,9 @@ def _section(sweep: SweepDir, result: ClaimResult, figures: Path, page_dir: Path
         markdown_table(_figure_rows(runs, summaries, result)),
         "",
     ]
-    if spec.get("not_run"):
+    if manifest.get("not_run"):
         lines += ["**Not run here** (their data was not on the machine that ran the sweep): "
-                  + "; ".join(f"`{label}`: {why.split(';')[0]}" for label, why in spec["not_run"].items()), ""]
+                  + "; ".join(f"`{label}`: {why.split(';')[0]}" for label, why in manifest["not_run"].items()), ""]
     if (sweep.path / NOTES_FILE).is_file():
         lines += ["**Notes on these runs.** " + " ".join((sweep.path / NOTES_FILE).read_text().split()), ""]
     datasets = {dataset_text(s["dataset"]) for s in summaries.values() if s and s.get("dataset")}
@@ -187,24 +187,21 @@ def _figure_rows(runs: list[RunSpec], summaries: dict[str, Any], result: ClaimRe
     return rows
 
 
-def _plot_curves(sweep: SweepDir, runs: list[RunSpec], result: ClaimResult, path: Path) -> Path | None:
-    """One panel per task variant: each cell's mean evaluation metric over seeds, shaded between
-    the lowest and highest seed."""
-    metric = result.metric if result.metric != "loss" else "ce"
-    variants = list(result.cohorts)
-    fig, axes = plots.panels(len(variants), height=3.3)
+def _plot_curves(result: ClaimResult, path: Path) -> Path | None:
+    """One panel per task variant: each cell's mean evaluation metric over seeds (the curves the
+    claim's checks read), shaded between the lowest and highest seed."""
+    fig, axes = plots.panels(len(result.curves), height=3.3)
     drew = False
-    for ax, variant in zip(axes, variants):
-        for cell in result.cohorts[variant]:
+    for ax, (variant, cells) in zip(axes, result.curves.items()):
+        for cell, curves in cells.items():
             by_update: dict[float, list[float]] = {}
-            for run in (r for r in runs if r.variant == variant and r.cell == cell):
-                for update, value in read_curve(sweep.run_dir(run.id) / "metrics.csv", "update", f"eval_{metric}"):
-                    by_update.setdefault(update, []).append(value)
+            for update, value in (point for curve in curves for point in curve):
+                by_update.setdefault(update, []).append(value)
             if not by_update:
                 continue
             xs = sorted(by_update)
             plots.band(ax, xs, [statistics.fmean(by_update[x]) for x in xs], [min(by_update[x]) for x in xs],
                        [max(by_update[x]) for x in xs], label=cell)
             drew = True
-        plots.finish(ax, "update", metric, title=variant, legend="x-small")
+        plots.finish(ax, "update", result.metric, title=variant, legend="x-small")
     return plots.save(fig, path) if drew else None
